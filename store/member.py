@@ -1,0 +1,332 @@
+"""A running store member: Raft node, proposer, watch hub, and the leader's duties.
+
+The HTTP handlers see only this object. It also runs the few things a member does on
+its own: the leader expires leases (deciding with its clock, applying through the log
+so every replica agrees) and extends all leases when it takes over, each member
+publishes its name and client URLs into the replicated member table, and a member that
+finds itself removed from the cluster stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from store import errors, membership
+from store.commands import CommandType
+from store.raft_node import Proposer, RaftNode, RaftTimings
+from store.watch_hub import WatchHub
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "3.4.23"
+
+
+@dataclass
+class MemberConfig:
+    name: str
+    data_dir: str
+    client_urls: list[str]
+    peer_addr: str
+    initial_cluster: list[membership.InitialMember]
+    secret: str
+    initial_cluster_state: str = "new"
+    cluster_token: str = "kubelite-cluster"
+    request_timeout: float = 7.0
+    progress_interval: float = 600.0
+    timings: RaftTimings = field(default_factory=RaftTimings)
+
+
+class Member:
+    def __init__(self, config: MemberConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.member_id = membership.member_id(config.peer_addr)
+        self.cluster_id = membership.cluster_id([], config.cluster_token)
+        self.request_timeout = config.request_timeout
+        self.progress_interval = config.progress_interval
+        self.stopped = asyncio.Event()
+        self._hub_ready = False
+        self._published = False
+        self._was_leader = False
+        self._tasks: list[asyncio.Task] = []
+        partners = [m.peer_addr for m in config.initial_cluster
+                    if m.peer_addr != config.peer_addr]
+        self.raft = RaftNode(config.peer_addr, partners, config.data_dir, config.secret,
+                             config.timings, on_events=self._on_events,
+                             on_restore=self._on_restore)
+        self.hub = WatchHub(lambda: self.raft.state, self.raft.state_lock, self.header)
+        self.proposer = Proposer(self.raft, loop)
+
+    # ---- the Raft thread's callbacks (hand over to the loop, keep order) -------------
+
+    def _on_events(self, events: list) -> None:
+        if self._hub_ready:
+            self.loop.call_soon_threadsafe(self.hub.publish, events)
+
+    def _on_restore(self) -> None:
+        if self._hub_ready:
+            self.loop.call_soon_threadsafe(self.hub.resync_all)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._hub_ready = True
+        self.hub.start()
+        self._tasks.append(self.loop.create_task(self._duties(), name="member-duties"))
+        for task in self._tasks:
+            task.add_done_callback(_log_crash)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.raft.destroy)
+
+    async def _duties(self) -> None:
+        """Leader: lease expiry and take-over; everyone: publish self, notice removal."""
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                await self._duties_once()
+            except errors.EtcdError as err:
+                log.debug("member duty postponed: %s", err.message)
+
+    async def _duties_once(self) -> None:
+        leader = self.raft.is_leader
+        if leader and not self._was_leader:
+            log.info("member %s became leader (term %d)", self.config.name, self.raft.term)
+            await self.proposer.propose((int(CommandType.LEASE_EXTEND_ALL), time.time()),
+                                        self.request_timeout)
+            await self._seed_members()
+        self._was_leader = leader
+        if leader:
+            now = time.time()
+            with self.raft.state_lock:
+                expired = self.raft.state.expired_leases(now)
+            if expired:
+                await self.proposer.propose(
+                    (int(CommandType.LEASE_EXPIRE), tuple(expired), now), self.request_timeout)
+        if self.raft.leader_addr is None:
+            return
+        mine = self._my_entry()
+        if not self._published or mine is None or mine["clientURLs"] != self.config.client_urls:
+            if mine is None and self._published:
+                log.warning("member %s was removed from the cluster; stopping",
+                            self.config.name)
+                self.stopped.set()
+                return
+            await self.proposer.propose(
+                (int(CommandType.MEMBER_PUBLISH), self.member_id, self.config.name,
+                 (membership.peer_url(self.config.peer_addr),),
+                 tuple(self.config.client_urls)), self.request_timeout)
+            self._published = True
+
+    async def _seed_members(self) -> None:
+        with self.raft.state_lock:
+            known = self.raft.state.members()
+        if known:
+            return
+        for m in self.config.initial_cluster:
+            mid = membership.member_id(m.peer_addr)
+            client_urls = tuple(self.config.client_urls) if mid == self.member_id else ()
+            await self.proposer.propose(
+                (int(CommandType.MEMBER_PUBLISH), mid, m.name,
+                 (membership.peer_url(m.peer_addr),), client_urls), self.request_timeout)
+
+    def _my_entry(self) -> dict | None:
+        with self.raft.state_lock:
+            members = self.raft.state.members()
+        return next((m for m in members if m["ID"] == self.member_id), None)
+
+    # ---- headers and views -----------------------------------------------------------
+
+    def header(self, revision: int) -> dict:
+        return {"cluster_id": self.cluster_id, "member_id": self.member_id,
+                "revision": revision, "raft_term": self.raft.term}
+
+    def fill_header(self, header: dict, revision: bool = True) -> None:
+        header["cluster_id"] = self.cluster_id
+        header["member_id"] = self.member_id
+        header["raft_term"] = self.raft.term
+        if not revision:
+            header.pop("revision", None)
+        elif not header.get("revision"):
+            with self.raft.state_lock:
+                header["revision"] = self.raft.state.revision
+
+    def members(self) -> list[dict]:
+        with self.raft.state_lock:
+            members = self.raft.state.members()
+        if members:
+            return members
+        return [{"ID": membership.member_id(m.peer_addr), "name": m.name,
+                 "peerURLs": [membership.peer_url(m.peer_addr)],
+                 "clientURLs": list(self.config.client_urls)
+                 if m.peer_addr == self.config.peer_addr else [], "isLearner": False}
+                for m in self.config.initial_cluster]
+
+    def leader_id(self) -> int:
+        addr = self.raft.leader_addr
+        return membership.member_id(addr) if addr else 0
+
+    def status(self) -> dict:
+        with self.raft.state_lock:
+            revision = self.raft.state.revision
+            size = getattr(self.raft.state, "approximate_size", lambda: 0)()
+        resp = {"header": {"revision": revision}, "version": API_VERSION, "dbSize": size,
+                "leader": self.leader_id(), "raftIndex": self.raft.raft_index,
+                "raftTerm": self.raft.term, "raftAppliedIndex": self.raft.applied_index,
+                "dbSizeInUse": size}
+        if not resp["leader"]:
+            resp["errors"] = ["etcdserver: no leader"]
+        return resp
+
+    def hash(self) -> dict:
+        crc = 0
+        with self.raft.state_lock:
+            revision = self.raft.state.revision
+            kvs = self.raft.state.range(_ALL_KEYS)["kvs"]
+        for kv in kvs:
+            crc = zlib.crc32(kv.key, crc)
+            crc = zlib.crc32(kv.value, crc)
+        return {"header": {"revision": revision}, "hash": crc}
+
+    async def healthy(self) -> bool:
+        try:
+            await self.proposer.read_barrier(min(self.request_timeout, 1.0))
+        except errors.EtcdError:
+            return False
+        return True
+
+    def metrics_text(self) -> str:
+        with self.raft.state_lock:
+            revision = self.raft.state.revision
+        lines = [
+            ("kubelite_store_revision", revision),
+            ("kubelite_store_is_leader", int(self.raft.is_leader)),
+            ("kubelite_store_has_leader", int(self.raft.leader_addr is not None)),
+            ("kubelite_store_raft_term", self.raft.term),
+            ("kubelite_store_raft_applied_index", self.raft.applied_index),
+            ("kubelite_store_watchers", len(self.hub)),
+        ]
+        return "".join(f"{name} {value}\n" for name, value in lines)
+
+    # ---- membership changes ------------------------------------------------------------
+
+    async def add_member(self, peer_urls: list[str], is_learner: bool) -> dict:
+        if is_learner:
+            raise errors.EtcdError("kubelite: learner members are not supported",
+                                   errors.GrpcCode.UNIMPLEMENTED)
+        if len(peer_urls) != 1:
+            raise errors.invalid_argument("kubelite: a member has exactly one peer URL")
+        try:
+            addr = membership.peer_addr(peer_urls[0])
+        except ValueError as exc:
+            raise errors.invalid_argument(str(exc)) from exc
+        new_id = membership.member_id(addr)
+        url = membership.peer_url(addr)
+        result = await self.proposer.propose(
+            (int(CommandType.MEMBER_ADD), new_id, (url,), False), self.request_timeout)
+        if isinstance(result, errors.EtcdError):
+            raise result
+        await self._change_cluster(self.raft.node.addNodeToCluster, addr)
+        return {"header": {}, "member": {"ID": new_id, "peerURLs": [url]},
+                "members": self.members()}
+
+    async def remove_member(self, target_id: int) -> dict:
+        target = next((m for m in self.members() if m["ID"] == target_id), None)
+        if target is None:
+            raise errors.member_not_found()
+        addr = membership.peer_addr(target["peerURLs"][0])
+        if target_id == self.leader_id():
+            await self._step_aside(target_id)
+        await self._change_cluster(self.raft.node.removeNodeFromCluster, addr)
+        result = await self.proposer.propose((int(CommandType.MEMBER_REMOVE), target_id),
+                                             self.request_timeout)
+        if isinstance(result, errors.EtcdError):
+            raise result
+        return {"header": {}, "members": self.members()}
+
+    async def _step_aside(self, leader_id: int) -> None:
+        """The leader cannot remove itself in pysyncobj: hand leadership over first."""
+        if leader_id == self.member_id:
+            await self.transfer_leadership(0)
+        else:
+            await self._ask_leader_to_transfer(leader_id)
+        deadline = self.loop.time() + self.request_timeout
+        while self.loop.time() < deadline:
+            if self.leader_id() not in (0, leader_id):
+                return
+            await asyncio.sleep(0.1)
+        raise errors.request_timed_out()
+
+    async def _ask_leader_to_transfer(self, leader_id: int) -> None:
+        leader = next((m for m in self.members() if m["ID"] == leader_id), None)
+        if leader is None or not leader["clientURLs"]:
+            raise errors.no_leader()
+        url = leader["clientURLs"][0].rstrip("/") + "/v3/maintenance/transfer-leadership"
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session, \
+                session.post(url, data=b"{}") as resp:
+            await resp.read()
+
+    async def transfer_leadership(self, target_id: int) -> None:
+        if not self.raft.is_leader:
+            raise errors.EtcdError("etcdserver: not leader", errors.GrpcCode.FAILED_PRECONDITION)
+        target = None
+        if target_id:
+            found = next((m for m in self.members() if m["ID"] == target_id), None)
+            if found is None:
+                raise errors.member_not_found()
+            target = membership.peer_addr(found["peerURLs"][0])
+        await self._raft_call(lambda cb: self.raft.node.transferLeadership(target, callback=cb))
+
+    async def _change_cluster(self, change, addr: str) -> None:
+        deadline = self.loop.time() + self.request_timeout
+        while True:
+            try:
+                await self._raft_call(lambda cb: change(addr, callback=cb))
+                return
+            except errors.EtcdError:
+                if self.loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _raft_call(self, start) -> None:
+        future: asyncio.Future = self.loop.create_future()
+
+        def done(result, err) -> None:
+            self.loop.call_soon_threadsafe(_settle, future, err)
+
+        start(done)
+        try:
+            await asyncio.wait_for(future, self.request_timeout)
+        except TimeoutError as exc:
+            raise errors.request_timed_out() from exc
+
+
+def _settle(future: asyncio.Future, err: int) -> None:
+    if future.done():
+        return
+    if err == 0:
+        future.set_result(None)
+    else:
+        future.set_exception(errors.EtcdError(f"kubelite: cluster change refused (reason {err})",
+                                              errors.GrpcCode.FAILED_PRECONDITION))
+
+
+_ALL_KEYS = {"key": b"\0", "range_end": b"\0", "limit": 0, "revision": 0, "sort_order": 0,
+             "sort_target": 0, "serializable": True, "keys_only": False, "count_only": False,
+             "min_mod_revision": 0, "max_mod_revision": 0, "min_create_revision": 0,
+             "max_create_revision": 0}
+
+
+def _log_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,353 @@
+"""The bridge between pysyncobj's Raft thread and the asyncio server.
+
+pysyncobj runs Raft in its own thread and calls replicated methods there. This module
+owns everything that crosses that boundary:
+
+* one `@replicated apply(batch)` entry point (pysyncobj numbers replicated methods by
+  their sorted names; a single one keeps versions compatible), applying a batch of
+  commands to the pure `StoreState` under `state_lock`;
+* a `Proposer` on the asyncio side that groups concurrent requests into one Raft entry
+  (one entry per batch, not per request: that is where the throughput comes from) and
+  resolves each request's future when the entry is applied on this member;
+* linearizable reads: a read waits until an entry proposed after the read arrived is
+  applied here (a read barrier through the log), then reads local state. A member cut
+  off from the majority cannot commit the barrier, so it can never serve a stale read;
+* snapshots through our own serializer (`store.snapshot`), never pickling the object;
+* peer traffic always encrypted and authenticated (pysyncobj's `password`).
+
+Only this module touches pysyncobj.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import pickle
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.config import SERIALIZER_STATE  # noqa: F401  (documented hook type)
+
+from store import errors, snapshot
+from store.commands import CommandType
+from store.kv_types import Event
+from store.state_machine import StoreState
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[list[Event]], None]
+
+_SNAPSHOT_MAGIC = b"KLRAFT1\n"
+
+
+@dataclass
+class RaftTimings:
+    """Raft timing knobs, tuned for latency on a loopback or LAN control plane."""
+
+    heartbeat: float = 0.1
+    election_min: float = 0.8
+    election_max: float = 1.6
+    leader_fallback: float = 2.0
+    connection_retry: float = 0.5
+    snapshot_entries: int = 20000
+    snapshot_seconds: float = 600.0
+    journal_sync_interval: float = 0.05
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Loads builtin containers only: a snapshot file can never name code to run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"snapshot refers to {module}.{name}")
+
+
+def _safe_loads(data: bytes) -> Any:
+    return _SafeUnpickler(io.BytesIO(data)).load()
+
+
+def write_snapshot_file(file_name: str, last_entry: tuple, prev_entry: tuple,
+                        nodes: list[str], state_bytes: bytes) -> None:
+    """Write a Raft snapshot: the two last applied entries, the members, the state."""
+    meta = pickle.dumps((last_entry, prev_entry, nodes), protocol=5)
+    with open(file_name, "wb") as f:
+        f.write(_SNAPSHOT_MAGIC)
+        f.write(struct.pack("<Q", len(meta)))
+        f.write(meta)
+        f.write(state_bytes)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_restored_data_dir(data_dir: str, nodes: list[str], state_bytes: bytes) -> None:
+    """Seed a fresh data dir from a backup, identically on every member restored from it.
+
+    The snapshot claims two applied no-op entries at term 1, so every member starts from
+    the same log prefix and Raft continues from there.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    for name in os.listdir(data_dir):
+        if name.startswith("raft."):
+            raise FileExistsError(f"{data_dir} already holds store data ({name})")
+    noop = struct.pack("B", _PYSYNCOBJ_NO_OP)
+    write_snapshot_file(os.path.join(data_dir, "raft.snapshot"), (noop, 2, 1), (noop, 1, 1),
+                        sorted(nodes), state_bytes)
+
+
+_PYSYNCOBJ_NO_OP = 1  # pysyncobj's _COMMAND_TYPE.NO_OP, pinned with pysyncobj 0.3.17
+
+
+class _ReplicatedStore(SyncObj):
+    """The pysyncobj node. Holds no state of its own beyond the holder it is given."""
+
+    def __init__(self, self_addr: str, partners: list[str], conf: SyncObjConf,
+                 holder: RaftNode) -> None:
+        self._holder = holder
+        super().__init__(self_addr, partners, conf)
+
+    @replicated
+    def apply(self, batch: tuple) -> list:
+        return self._holder._apply_batch(batch)
+
+
+class RaftNode:
+    """A store member's Raft state: the pure state, its lock, and the pysyncobj node."""
+
+    def __init__(self, self_addr: str, partners: list[str], data_dir: str, secret: str,
+                 timings: RaftTimings | None = None, on_events: EventSink | None = None,
+                 on_restore: Callable[[], None] | None = None) -> None:
+        self.timings = timings or RaftTimings()
+        self.state = StoreState()
+        self.state_lock = threading.Lock()
+        self.self_addr = self_addr
+        self.data_dir = data_dir
+        self._on_events = on_events
+        self._on_restore = on_restore
+        self._applied_index = 0
+        self._last_sync = 0.0
+        os.makedirs(data_dir, exist_ok=True)
+        t = self.timings
+        conf = SyncObjConf(
+            password=secret,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=t.heartbeat,
+            raftMinTimeout=t.election_min,
+            raftMaxTimeout=t.election_max,
+            leaderFallbackTimeout=t.leader_fallback,
+            connectionTimeout=max(3.5, t.election_max),
+            connectionRetryTime=t.connection_retry,
+            autoTickPeriod=0.02,
+            journalFile=os.path.join(data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            logCompactionMinEntries=t.snapshot_entries,
+            logCompactionMinTime=t.snapshot_seconds,
+            dynamicMembershipChange=True,
+            commandsWaitLeader=True,
+            useFork=False,
+            bindRetryTime=0.5,
+        )
+        self.node = _ReplicatedStore(self_addr, partners, conf, self)
+        self.node.addOnTickCallback(self._sync_journal)
+
+    # ---- called in the Raft thread -------------------------------------------------
+
+    def _apply_batch(self, batch: tuple) -> list:
+        results = []
+        events: list[Event] = []
+        with self.state_lock:
+            for command in batch:
+                result, produced = self.state.apply(command)
+                results.append(result)
+                if produced:
+                    events.extend(produced)
+            self._applied_index += 1
+        if events and self._on_events is not None:
+            self._on_events(events)
+        return results
+
+    def _sync_journal(self) -> None:
+        """Bound the window in which an acknowledged write lives only in page cache."""
+        now = time.monotonic()
+        if now - self._last_sync < self.timings.journal_sync_interval:
+            return
+        self._last_sync = now
+        journal = getattr(self.node, "_SyncObj__raftLog", None)
+        flush = getattr(journal, "flush", None)
+        if flush is not None:
+            flush()
+
+    def _write_snapshot(self, file_name: str, raft_data: tuple) -> None:
+        last_entry, prev_entry, cluster = raft_data
+        nodes = sorted(str(getattr(n, "address", n)) for n in cluster)
+        with self.state_lock:
+            body = snapshot.dump(self.state)
+        write_snapshot_file(file_name, tuple(last_entry), tuple(prev_entry), nodes, body)
+
+    def _read_snapshot(self, file_name: str) -> tuple:
+        with open(file_name, "rb") as f:
+            data = f.read()
+        if not data.startswith(_SNAPSHOT_MAGIC):
+            raise ValueError(f"{file_name} is not a kubelite Raft snapshot")
+        offset = len(_SNAPSHOT_MAGIC)
+        (meta_len,) = struct.unpack_from("<Q", data, offset)
+        offset += 8
+        last_entry, prev_entry, nodes = _safe_loads(data[offset:offset + meta_len])
+        state = snapshot.load(data[offset + meta_len:])
+        with self.state_lock:
+            self.state = state
+        if self._on_restore is not None:
+            self._on_restore()
+        return last_entry, prev_entry, nodes
+
+    # ---- read-only views, safe from any thread ----------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self.node._isLeader())
+
+    @property
+    def leader_addr(self) -> str | None:
+        leader = self.node._getLeader()
+        return None if leader is None else str(getattr(leader, "address", leader))
+
+    @property
+    def term(self) -> int:
+        return int(self.node.raftCurrentTerm)
+
+    @property
+    def raft_index(self) -> int:
+        return int(self.node.raftCommitIndex)
+
+    @property
+    def applied_index(self) -> int:
+        return int(self.node.raftLastApplied)
+
+    def has_quorum(self) -> bool:
+        return bool(self.node.hasQuorum)
+
+    def peers(self) -> list[str]:
+        return sorted(str(getattr(n, "address", n)) for n in self.node.otherNodes)
+
+    def destroy(self) -> None:
+        self.node.destroy()
+        journal = getattr(self.node, "_SyncObj__raftLog", None)
+        if journal is not None and hasattr(journal, "flush"):
+            try:
+                journal.flush()
+            except ValueError:
+                pass  # already closed by pysyncobj's own shutdown
+
+
+class Proposer:
+    """Groups concurrent commands into Raft entries and resolves them on apply.
+
+    A batch is proposed at once when fewer than `max_inflight` batches are in flight;
+    otherwise requests accumulate and go out together when one completes. Under load
+    this makes entries large and few; idle, a lone request goes out immediately.
+    """
+
+    def __init__(self, raft: RaftNode, loop: asyncio.AbstractEventLoop,
+                 max_inflight: int = 2, max_batch: int = 512) -> None:
+        self._raft = raft
+        self._loop = loop
+        self._max_inflight = max_inflight
+        self._max_batch = max_batch
+        self._pending: list[tuple[tuple, asyncio.Future | None]] = []
+        self._inflight = 0
+        self._barrier_waiters: list[asyncio.Future] = []
+
+    async def propose(self, command: tuple, timeout: float) -> Any:
+        """Replicate one command; return its result once applied on this member.
+
+        Failures that prove the command was not applied (discarded by a new leader,
+        sent to a member that stopped leading) are retried until `timeout`; anything
+        that may have been applied is reported, never retried.
+        """
+        return await self._until_applied(lambda f: self._pending.append((command, f)),
+                                         timeout, write=True)
+
+    async def read_barrier(self, timeout: float) -> None:
+        """Return once every write acknowledged before this call is applied here."""
+        await self._until_applied(self._barrier_waiters.append, timeout, write=False)
+
+    async def _until_applied(self, enqueue: Callable[[asyncio.Future], None],
+                             timeout: float, write: bool) -> Any:
+        deadline = self._loop.time() + timeout
+        while True:
+            future: asyncio.Future = self._loop.create_future()
+            enqueue(future)
+            self._maybe_flush()
+            remaining = deadline - self._loop.time()
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.001))
+            except ProposalFailed as exc:
+                if exc.maybe_applied or deadline - self._loop.time() < 0.1:
+                    raise _timeout_error(write) from exc
+                await asyncio.sleep(0.05)
+            except TimeoutError as exc:
+                future.cancel()
+                raise _timeout_error(write) from exc
+
+    def _maybe_flush(self) -> None:
+        while self._inflight < self._max_inflight and (self._pending or self._barrier_waiters):
+            chunk = self._pending[:self._max_batch]
+            del self._pending[:self._max_batch]
+            barriers = self._barrier_waiters
+            self._barrier_waiters = []
+            commands = tuple(c for c, _ in chunk) or ((int(CommandType.NOOP),),)
+            futures = [f for _, f in chunk]
+            self._inflight += 1
+            callback = self._make_callback(futures, barriers)
+            self._raft.node.apply(commands, callback=callback)
+
+    def _make_callback(self, futures: list, barriers: list) -> Callable[[Any, int], None]:
+        loop = self._loop
+
+        def done(result: Any, err: int) -> None:  # runs in the Raft thread
+            loop.call_soon_threadsafe(self._complete, futures, barriers, result, err)
+
+        return done
+
+    def _complete(self, futures: list, barriers: list, result: Any, err: int) -> None:
+        self._inflight -= 1
+        if err == FAIL_REASON.SUCCESS:
+            for future, value in zip(futures, result or (), strict=False):
+                if future is not None and not future.done():
+                    future.set_result(value)
+            for future in barriers:
+                if not future.done():
+                    future.set_result(None)
+        else:
+            failure = _failure(err)
+            for future in [*futures, *barriers]:
+                if future is not None and not future.done():
+                    future.set_exception(failure)
+        self._maybe_flush()
+
+
+class ProposalFailed(Exception):
+    """pysyncobj could not replicate a batch; `maybe_applied` says whether it may have."""
+
+    def __init__(self, reason: str, maybe_applied: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.maybe_applied = maybe_applied
+
+
+def _failure(err: int) -> ProposalFailed:
+    names = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int)}
+    maybe = err in (FAIL_REASON.UNKNOWN_OUTCOME, FAIL_REASON.LEADER_CHANGED)
+    return ProposalFailed(names.get(err, str(err)), maybe)
+
+
+def _timeout_error(write: bool) -> errors.EtcdError:
+    """etcd's answers when a request cannot complete: writes 500, reads 503."""
+    return errors.deadline_exceeded() if write else errors.request_timed_out()
