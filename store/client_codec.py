@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -166,7 +166,7 @@ def decode_txn(body: Mapping[str, Any]) -> TxnResult:
     )
 
 
-_OP_DECODERS = {
+_OP_DECODERS: dict[str, Callable[[Mapping[str, Any]], OpResult]] = {
     "response_range": decode_range,
     "response_put": decode_put,
     "response_delete_range": decode_delete,

@@ -39,6 +39,8 @@ NOT_APPLIED_MESSAGES = frozenset({
     "etcdserver: no leader",
     "etcdserver: too many requests",
     "etcdserver: not capable",
+    # member add/remove while a peer was not connected for the last 5 s (strict reconfig)
+    "etcdserver: unhealthy cluster",
 })
 # Non-503 replies that mean "gave up waiting", not "refused": outcome unknown.
 _TIMEOUT_MESSAGES = frozenset({"context deadline exceeded"})
@@ -67,7 +69,7 @@ def classify_reply(status: int, error: errors.EtcdError) -> Failure:
 
 def backoff_delay(attempt: int) -> float:
     """Short first (the next endpoint is probably fine), growing while all are down."""
-    return min(0.025 * (2 ** min(attempt, 6)), 1.0)
+    return min(0.025 * 2.0 ** min(attempt, 6), 1.0)
 
 
 class _AttemptFailed(Exception):
@@ -98,17 +100,22 @@ class Transport:
         self._ssl = True if ssl is None else ssl
         self._preferred = 0
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     # --- session --------------------------------------------------------------------
 
     def session(self) -> aiohttp.ClientSession:
         """Created on first use, because aiohttp wants a running event loop for it."""
+        if self._closed:
+            raise RuntimeError("the store client is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:
+        """Final: a watch still open ends instead of reconnecting on a new session."""
+        self._closed = True
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -148,7 +155,7 @@ class Transport:
         for attempt in range(_MAX_ATTEMPTS):
             target = candidates[attempt % len(candidates)]
             remaining = deadline - self.loop_time()
-            if remaining <= 0 or (endpoint is not None and attempt > 0):
+            if remaining <= 0 and attempt > 0:
                 break
             budget = min(remaining, self.read_attempt_timeout) if read_only else remaining
             try:
@@ -163,10 +170,15 @@ class Transport:
                 if endpoint is None:
                     self.mark_good(target)
                 return reply
-            await asyncio.sleep(max(0.0, min(backoff_delay(attempt), deadline - self.loop_time())))
+            delay = min(backoff_delay(attempt), deadline - self.loop_time())
+            if endpoint is not None or delay <= 0:
+                break
+            await asyncio.sleep(delay)
         raise StoreUnavailable(f"{path}: no endpoint answered", causes=causes)
 
-    async def _attempt(self, endpoint: str, path: str, data: bytes, budget: float) -> dict:
+    async def _attempt(
+        self, endpoint: str, path: str, data: bytes, budget: float
+    ) -> dict[str, Any]:
         """One POST; raises `_AttemptFailed` when another endpoint might do better."""
         status, raw = await self._post(endpoint, path, data, budget)
         if status == 200:

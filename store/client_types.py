@@ -93,7 +93,7 @@ class RangeResult(NamedTuple):
 
     kvs: list[KeyValue]
     more: bool
-    count: int
+    count: int  # type: ignore[assignment]  # etcd's field name; shadows tuple.count
     revision: int
 
 

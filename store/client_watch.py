@@ -151,7 +151,9 @@ class Watch:
             if self._resp is None:
                 await self._connect()
             try:
-                message = self._take_pending() or await self._read_message()
+                message = self._take_pending()
+                if message is None:
+                    message = await self._read_message()
             except _StreamBroken as broken:
                 log.info("watch stream on %s broke (%s); resuming at revision %d",
                          self._endpoint, broken, self._next_revision)

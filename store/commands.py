@@ -29,6 +29,8 @@ Arguments, by type (`req` dicts are the internal request shapes of store/codec.p
     MEMBER_PUBLISH    (MEMBER_PUBLISH, member_id: int, name: str,
                        peer_urls: tuple[str, ...], client_urls: tuple[str, ...])
                       add-or-update a member's name and URLs when it starts
+    MEMBER_PROMOTE    (MEMBER_PROMOTE, member_id: int)
+                      a learner becomes a voting member
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class CommandType(enum.IntEnum):
     MEMBER_ADD = 10
     MEMBER_REMOVE = 11
     MEMBER_PUBLISH = 12
+    MEMBER_PROMOTE = 13
 
 
 Command = tuple  # (CommandType, *args); kept a plain tuple so it pickles as builtins

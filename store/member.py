@@ -128,16 +128,19 @@ class Member:
             self._published = True
 
     async def _seed_members(self) -> None:
+        """Record the initial members (etcd lists unstarted members too).
+
+        MEMBER_ADD of a member that already published itself fails harmlessly, so this
+        never overwrites what a member said about itself.
+        """
         with self.raft.state_lock:
             known = self.raft.state.members()
         if known:
             return
         for m in self.config.initial_cluster:
-            mid = membership.member_id(m.peer_addr)
-            client_urls = tuple(self.config.client_urls) if mid == self.member_id else ()
             await self.proposer.propose(
-                (int(CommandType.MEMBER_PUBLISH), mid, m.name,
-                 (membership.peer_url(m.peer_addr),), client_urls), self.request_timeout)
+                (int(CommandType.MEMBER_ADD), membership.member_id(m.peer_addr),
+                 (membership.peer_url(m.peer_addr),), False), self.request_timeout)
 
     def _my_entry(self) -> dict | None:
         with self.raft.state_lock:
@@ -197,7 +200,14 @@ class Member:
             crc = zlib.crc32(kv.value, crc)
         return {"header": {"revision": revision}, "hash": crc}
 
+    def published(self) -> bool:
+        """True once this member's name and client URLs are in the member table."""
+        mine = self._my_entry()
+        return mine is not None and mine.get("clientURLs") == self.config.client_urls
+
     async def healthy(self) -> bool:
+        if not self.published():
+            return False
         try:
             await self.proposer.read_barrier(min(self.request_timeout, 1.0))
         except errors.EtcdError:
@@ -220,9 +230,7 @@ class Member:
     # ---- membership changes ------------------------------------------------------------
 
     async def add_member(self, peer_urls: list[str], is_learner: bool) -> dict:
-        if is_learner:
-            raise errors.EtcdError("kubelite: learner members are not supported",
-                                   errors.GrpcCode.UNIMPLEMENTED)
+        """Add a voter, or record a learner that joins the Raft group when promoted."""
         if len(peer_urls) != 1:
             raise errors.invalid_argument("kubelite: a member has exactly one peer URL")
         try:
@@ -232,21 +240,39 @@ class Member:
         new_id = membership.member_id(addr)
         url = membership.peer_url(addr)
         result = await self.proposer.propose(
-            (int(CommandType.MEMBER_ADD), new_id, (url,), False), self.request_timeout)
+            (int(CommandType.MEMBER_ADD), new_id, (url,), is_learner), self.request_timeout)
         if isinstance(result, errors.EtcdError):
             raise result
-        await self._change_cluster(self.raft.node.addNodeToCluster, addr)
-        return {"header": {}, "member": {"ID": new_id, "peerURLs": [url]},
+        if not is_learner:
+            await self._change_cluster(self.raft.node.addNodeToCluster, addr)
+        return {"header": {}, "member": {"ID": new_id, "peerURLs": [url],
+                                         "isLearner": is_learner},
                 "members": self.members()}
+
+    async def promote_member(self, target_id: int) -> dict:
+        target = next((m for m in self.members() if m["ID"] == target_id), None)
+        if target is None:
+            raise errors.member_not_found()
+        if not target.get("isLearner"):
+            raise errors.EtcdError("etcdserver: can only promote a learner member",
+                                   errors.GrpcCode.FAILED_PRECONDITION)
+        await self._change_cluster(self.raft.node.addNodeToCluster,
+                                   membership.peer_addr(target["peerURLs"][0]))
+        result = await self.proposer.propose((int(CommandType.MEMBER_PROMOTE), target_id),
+                                             self.request_timeout)
+        if isinstance(result, errors.EtcdError):
+            raise result
+        return {"header": {}, "members": self.members()}
 
     async def remove_member(self, target_id: int) -> dict:
         target = next((m for m in self.members() if m["ID"] == target_id), None)
         if target is None:
             raise errors.member_not_found()
         addr = membership.peer_addr(target["peerURLs"][0])
-        if target_id == self.leader_id():
-            await self._step_aside(target_id)
-        await self._change_cluster(self.raft.node.removeNodeFromCluster, addr)
+        if not target.get("isLearner"):
+            if target_id == self.leader_id():
+                await self._step_aside(target_id)
+            await self._change_cluster(self.raft.node.removeNodeFromCluster, addr)
         result = await self.proposer.propose((int(CommandType.MEMBER_REMOVE), target_id),
                                              self.request_timeout)
         if isinstance(result, errors.EtcdError):

@@ -108,6 +108,10 @@ class MVCCStore:
         return self._compact_rev
 
     @property
+    def in_txn(self) -> bool:
+        return self._txn_start is not None
+
+    @property
     def read_revision(self) -> int:
         """The revision reads are served at: inside a write txn with changes, rev + 1."""
         pending = self._txn_start is not None and len(self._events) > self._txn_start
@@ -323,27 +327,32 @@ class MVCCStore:
 
     @classmethod
     def restore(
-        cls, revision: int, compact_revision: int, base: Iterable[KeyValue], changes: Iterable[KeyValue]
+        cls,
+        revision: int,
+        compact_revision: int,
+        base: Iterable[KeyValue],
+        changes: Iterable[KeyValue],
     ) -> MVCCStore:
         """Rebuild a store from `base_versions()` and the event log's kvs (in order)."""
         store = cls()
         store._rev, store._compact_rev = revision, compact_revision
         history: dict[bytes, list[KeyValue]] = {kv.key: [kv] for kv in base}
         events = store._events
-        for kv in changes:
+        make_event = tuple.__new__  # Event(...) without the namedtuple wrapper: hot loop
+        for kv in changes:  # version 0 marks a tombstone (is_tombstone, inlined)
             versions = history.get(kv.key)
             if versions is None:
-                history[kv.key] = versions = []
+                history[kv.key] = versions = [kv]
                 prev = None
             else:
                 prev = versions[-1]
-                if is_tombstone(prev):
+                if prev.version == 0:
                     prev = None
-            versions.append(kv)
-            events.append(Event(DELETE if is_tombstone(kv) else PUT, kv, prev))
+                versions.append(kv)
+            events.append(make_event(Event, (PUT if kv.version else DELETE, kv, prev)))
         store._history = history
         store._indexed = SortedList(history)
-        store._current = {k: v[-1] for k, v in history.items() if not is_tombstone(v[-1])}
+        store._current = {k: v[-1] for k, v in history.items() if v[-1].version}
         store._live = SortedList(store._current)
-        store._dirty = {k for k, v in history.items() if len(v) > 1 or is_tombstone(v[-1])}
+        store._dirty = {k for k, v in history.items() if len(v) > 1 or not v[-1].version}
         return store

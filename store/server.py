@@ -48,13 +48,31 @@ def error_response(err: errors.EtcdError) -> web.Response:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """Read a request body, enforcing the gRPC message limit as etcd's gateway does."""
-    body = await request.content.read(READ_LIMIT + 1)
-    if len(body) > MAX_GRPC_MESSAGE:
-        raise errors.EtcdError(
-            f"grpc: received message larger than max ({len(body)} vs. {MAX_GRPC_MESSAGE})",
-            errors.GrpcCode.RESOURCE_EXHAUSTED)
-    return body
+    """Read a request body; past READ_LIMIT nothing could be within etcd's limits."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > READ_LIMIT:
+            raise _too_large(size)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(size: int) -> errors.EtcdError:
+    return errors.EtcdError(
+        f"grpc: received message larger than max ({size} vs. {MAX_GRPC_MESSAGE})",
+        errors.GrpcCode.RESOURCE_EXHAUSTED)
+
+
+def check_size(message: str, req: dict, replicated: bool) -> None:
+    """etcd's two limits, both on the protobuf size: gRPC's 2 MiB, then 1.5 MiB for
+    anything that goes through Raft."""
+    size = codec.proto_size(message, req)
+    if size > MAX_GRPC_MESSAGE:
+        raise _too_large(size)
+    if replicated and size > MAX_REQUEST_BYTES:
+        raise errors.request_too_large()
 
 
 # ---- unary handlers: (member, decoded request) -> (response message name, response) ----
@@ -75,8 +93,6 @@ async def _write(m: Member, command: tuple, response: str) -> tuple[str, dict]:
 
 
 async def _put(m: Member, req: dict) -> tuple[str, dict]:
-    if len(req["key"]) + len(req["value"]) > MAX_REQUEST_BYTES:
-        raise errors.request_too_large()
     return await _write(m, (int(CommandType.PUT), req), "PutResponse")
 
 
@@ -134,8 +150,7 @@ async def _member_update(m: Member, req: dict) -> tuple[str, dict]:
 
 
 async def _member_promote(m: Member, req: dict) -> tuple[str, dict]:
-    raise errors.EtcdError("etcdserver: can only promote a learner member",
-                           errors.GrpcCode.FAILED_PRECONDITION)
+    return "MemberPromoteResponse", await m.promote_member(req["ID"])
 
 
 async def _status(m: Member, req: dict) -> tuple[str, dict]:
@@ -191,6 +206,8 @@ ROUTES: dict[str, Route] = {
 }
 
 _NO_HEADER = {"AlarmResponse", "DefragmentResponse"}
+_REPLICATED = {"PutRequest", "DeleteRangeRequest", "TxnRequest", "CompactionRequest",
+               "LeaseGrantRequest", "LeaseRevokeRequest"}
 _STREAMING = {"watch", "lease/keepalive", "maintenance/snapshot"}
 
 
@@ -199,6 +216,7 @@ def make_unary(member: Member, route: Route) -> Callable[[web.Request], Awaitabl
         try:
             body = await read_body(request)
             req = codec.decode(route.request, body)
+            check_size(route.request, req, route.request in _REPLICATED)
             message, resp = await route.handler(member, req)
         except errors.EtcdError as err:
             return error_response(err)

@@ -24,10 +24,11 @@ each one joined bytes blob plus a uint32 length array, and the four int64 fields
 arrays (as bytes; a list of ints if a lease ID does not fit int64). That makes dump
 mostly memcpy and avoids pickling and memoising 100k small objects.
 
-Benchmark (50,000 keys of ~40 bytes with distinct 1 KiB values, one put each, so
-50,000 events; CPython 3.11, 2-vCPU dev VM, best/typical of 5 runs):
-dump 0.07 / 0.09 s, load 0.15 / 0.19 s, snapshot 54.9 MB (raw keys+values 53.2 MB).
-`tests/unit/test_snapshot.py::test_benchmark_50k_pods` guards it (generous bound).
+Benchmark (50,000 keys of ~32 bytes with distinct 1 KiB values, one put each, so 50,000
+events; CPython 3.11 on the 2-vCPU dev VM; best / median of 7 runs, 2 processes):
+dump 0.07 / 0.075 s, load 0.16 / 0.20 s, 54.9 MB (raw keys + values 52.9 MB).
+Load is mostly rebuilding objects (100k KeyValue/Event tuples, dicts, SortedLists) and
+the garbage collector passes that triggers. `test_benchmark_50k_pods` guards it loosely.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import sys
 from array import array
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 from store.kv_types import KeyValue
 from store.leases import LeaseTable
@@ -46,6 +48,8 @@ from store.state_machine import StoreState
 MAGIC = b"KLSNAP\x00\x01"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">8sH")
+_BIG_ENDIAN = sys.byteorder == "big"
+assert array("I").itemsize == 4 and array("q").itemsize == 8
 
 Columns = tuple  # (key_blob, key_lens, value_blob, value_lens, create, mod, version, lease)
 
@@ -60,30 +64,41 @@ class _BuiltinsOnly(pickle.Unpickler):
         raise pickle.UnpicklingError("snapshot may not hold persistent references")
 
 
+def _le_bytes(numbers: array) -> bytes:
+    """Array contents as little-endian bytes, so snapshots move between machines."""
+    if _BIG_ENDIAN:
+        numbers.byteswap()
+    return numbers.tobytes()
+
+
+def _le_array(typecode: str, data: bytes) -> array:
+    numbers = array(typecode)
+    numbers.frombytes(data)
+    if _BIG_ENDIAN:
+        numbers.byteswap()
+    return numbers
+
+
 def _int_column(values: list[int]) -> bytes | list[int]:
     try:
-        return array("q", values).tobytes()
+        return _le_bytes(array("q", values))
     except OverflowError:  # a lease ID beyond int64: keep it exact, just bigger
         return values
 
 
 def _read_ints(column: bytes | list[int]) -> array | list[int]:
-    if isinstance(column, list):
-        return column
-    ints = array("q")
-    ints.frombytes(column)
-    return ints
+    return column if isinstance(column, list) else _le_array("q", column)
 
 
 def _blob_column(items: list[bytes]) -> tuple[bytes, bytes]:
-    return b"".join(items), array("I", map(len, items)).tobytes()
+    return b"".join(items), _le_bytes(array("I", map(len, items)))
 
 
 def _read_blobs(blob: bytes, lens: bytes) -> list[bytes]:
-    sizes = array("I")
-    sizes.frombytes(lens)
-    offsets = list(accumulate(sizes, initial=0))
-    return [blob[a:b] for a, b in zip(offsets, offsets[1:])]
+    offsets = list(accumulate(_le_array("I", lens), initial=0))
+    if offsets[-1] != len(blob):
+        raise ValueError("blob length does not match its lengths column")
+    return [blob[a:b] for a, b in pairwise(offsets)]
 
 
 def _pack(kvs: list[KeyValue]) -> Columns:

@@ -60,6 +60,7 @@ class StoreState:
             CommandType.MEMBER_ADD: self._member_add,
             CommandType.MEMBER_REMOVE: self._member_remove,
             CommandType.MEMBER_PUBLISH: self._member_publish,
+            CommandType.MEMBER_PROMOTE: self._member_promote,
         }
 
     # -- the dispatch ----------------------------------------------------------------
@@ -70,6 +71,8 @@ class StoreState:
         try:
             return handler(*command[1:])
         except EtcdError as err:  # raised only by checks, before any write
+            if self.kv.in_txn:  # a check was missed: stop rather than keep a partial write
+                raise RuntimeError(f"{err!r} raised after a write began") from err
             return err, []
 
     @property
@@ -122,7 +125,10 @@ class StoreState:
         if prev is not None and req["ignore_lease"]:
             lease = prev.lease
         new, _ = self.kv.put(key, value, lease)
-        return {"header": {"revision": new.mod_revision}, "prev_kv": prev if req["prev_kv"] else None}
+        return {
+            "header": {"revision": new.mod_revision},
+            "prev_kv": prev if req["prev_kv"] else None,
+        }
 
     def _delete_range(self, req: dict) -> Result:
         txn.check_delete(req)
@@ -230,7 +236,11 @@ class StoreState:
         self._check_peer_urls(member_id, peer_urls)
         member = _member(member_id, "", peer_urls, (), is_learner)
         self._members[member_id] = member
-        return {"header": {"revision": 0}, "member": _copy_member(member), "members": self.members()}, []
+        return {
+            "header": {"revision": 0},
+            "member": _copy_member(member),
+            "members": self.members(),
+        }, []
 
     def _member_remove(self, member_id: int) -> Result:
         if member_id not in self._members:
@@ -246,9 +256,25 @@ class StoreState:
             raise errors.member_not_found()  # a removed member must not come back
         self._check_peer_urls(member_id, peer_urls)
         old = self._members.get(member_id)
-        member = _member(member_id, name, peer_urls, client_urls, old["isLearner"] if old else False)
+        member = _member(
+            member_id, name, peer_urls, client_urls, old["isLearner"] if old else False
+        )
         self._members[member_id] = member
-        return {"header": {"revision": 0}, "member": _copy_member(member), "members": self.members()}, []
+        return {
+            "header": {"revision": 0},
+            "member": _copy_member(member),
+            "members": self.members(),
+        }, []
+
+    def _member_promote(self, member_id: int) -> Result:
+        member = self._members.get(member_id)
+        if member is None:
+            raise errors.member_not_found()
+        if not member["isLearner"]:
+            raise errors.EtcdError("etcdserver: can only promote a learner member",
+                                   errors.GrpcCode.FAILED_PRECONDITION)
+        self._members[member_id] = dict(member, isLearner=False)
+        return {"header": {"revision": 0}, "members": self.members()}, []
 
     # -- reads (server side, under its lock) ----------------------------------------
 
@@ -260,7 +286,13 @@ class StoreState:
     def lease_time_to_live(self, lease_id: int, keys: bool, now: float) -> dict:
         lease = self.leases.get(lease_id)
         if lease is None:  # etcd answers 200 with TTL -1, not an error
-            return {"header": self._header(), "ID": lease_id, "TTL": -1, "grantedTTL": 0, "keys": []}
+            return {
+                "header": self._header(),
+                "ID": lease_id,
+                "TTL": -1,
+                "grantedTTL": 0,
+                "keys": [],
+            }
         return {
             "header": self._header(),
             "ID": lease_id,
@@ -288,10 +320,19 @@ class StoreState:
 
 
 def _member(
-    ID: int, name: str, peerURLs: Iterable[str], clientURLs: Iterable[str], isLearner: bool  # noqa: N803
+    ID: int,
+    name: str,
+    peerURLs: Iterable[str],
+    clientURLs: Iterable[str],
+    isLearner: bool,  # noqa: N803
 ) -> dict:
-    return {"ID": ID, "name": name, "peerURLs": list(peerURLs), "clientURLs": list(clientURLs),
-            "isLearner": bool(isLearner)}
+    return {
+        "ID": ID,
+        "name": name,
+        "peerURLs": list(peerURLs),
+        "clientURLs": list(clientURLs),
+        "isLearner": bool(isLearner),
+    }
 
 
 def _copy_member(m: dict) -> dict:

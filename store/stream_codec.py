@@ -65,14 +65,7 @@ def _is_truncated(buffer: str, pos: int) -> bool:
 
 def decode_all(message: str, body: bytes) -> list[dict]:
     """Decode every request object of a complete streaming body."""
-    try:
-        text = body.decode()
-    except UnicodeDecodeError as exc:
-        raise errors.invalid_argument("invalid character in request body") from exc
-    objects, rest = split_objects(text)
-    if rest.strip():
-        raise errors.invalid_argument("unexpected EOF")
-    return [codec.decode(message, obj) for obj in objects]
+    return list(codec.decode_stream(message, body))
 
 
 def encode_result(message: str, value: dict) -> bytes:
@@ -82,4 +75,4 @@ def encode_result(message: str, value: dict) -> bytes:
 
 def encode_error_line(err: errors.EtcdError) -> bytes:
     """An error on a stream: etcd's gateway writes it as the body, code 2 style."""
-    return orjson.dumps({"error": err.to_dict()}) + b"\n"
+    return b'{"error":' + codec.encode_error(err) + b"}\n"

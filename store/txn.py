@@ -26,12 +26,21 @@ from store.mvcc import SORT_KEYS
 
 MAX_TXN_OPS = 128  # etcd's --max-txn-ops default
 
-RANGE, PUT, DELETE_RANGE, TXN = "request_range", "request_put", "request_delete_range", "request_txn"
-RESPONSE = {RANGE: "response_range", PUT: "response_put", DELETE_RANGE: "response_delete_range", TXN: "response_txn"}
+RANGE, PUT, DELETE_RANGE, TXN = (
+    "request_range",
+    "request_put",
+    "request_delete_range",
+    "request_txn",
+)
+RESPONSE = {
+    RANGE: "response_range",
+    PUT: "response_put",
+    DELETE_RANGE: "response_delete_range",
+    TXN: "response_txn",
+}
 
-# Compare.CompareTarget -> KeyValue field; Compare.CompareResult values
-_TARGET_FIELDS = {0: ("version", "version"), 1: ("create_revision", "create_revision"),
-                  2: ("mod_revision", "mod_revision"), 3: ("value", "value"), 4: ("lease", "lease")}
+# Compare.CompareTarget -> the field compared (same name in Compare and KeyValue)
+_TARGET_FIELDS = {0: "version", 1: "create_revision", 2: "mod_revision", 3: "value", 4: "lease"}
 VALUE_TARGET = 3
 EQUAL, GREATER, LESS, NOT_EQUAL = 0, 1, 2, 3
 _ZERO_KV = KeyValue(b"", 0, 0, 0, b"", 0)
@@ -162,11 +171,11 @@ def compare(cmp: dict, kvs: list[KeyValue]) -> bool:
         if target == VALUE_TARGET:
             return False  # a missing key has no value, not an empty one
         kvs = [_ZERO_KV]
-    fields = _TARGET_FIELDS.get(target)
-    want = cmp[fields[0]] if fields else 0
+    field = _TARGET_FIELDS.get(target)  # an unknown target compares equal, as in etcd
+    want = cmp[field] if field else 0
     result_op = cmp["result"]
     for kv in kvs:
-        have = getattr(kv, fields[1]) if fields else 0
+        have = getattr(kv, field) if field else 0
         result = (have > want) - (have < want)
         if result_op == EQUAL:
             ok = result == 0

@@ -113,7 +113,6 @@ class _Session:
         elif "cancel_request" in req:
             self._cancel(req["cancel_request"]["watch_id"])
         elif "progress_request" in req:
-            self._member.hub.progress(list(self._watchers.values()), only_idle=False)
             self._stream.send({"header": self._member.header(self._member.hub.published_revision),
                                "watch_id": -1})
 
@@ -127,9 +126,9 @@ class _Session:
             self._next_id += 1
         header = self._member.header(hub.published_revision)
         if watch_id in self._watchers:
-            self._stream.send({"header": header, "watch_id": watch_id, "created": True,
+            self._stream.send({"header": header, "watch_id": -1, "created": True,
                                "canceled": True,
-                               "cancel_reason": "etcdserver: duplicate watch ID provided on "
+                               "cancel_reason": "mvcc: duplicate watch ID provided on "
                                                 "the WatchStream"})
             return
         watcher = Watcher(watch_id=watch_id, key=create["key"], range_end=create["range_end"],
@@ -145,8 +144,8 @@ class _Session:
         if watcher is None:
             return
         self._member.hub.remove(watcher)
-        self._stream.send({"header": self._member.header(0), "watch_id": watch_id,
-                           "canceled": True})
+        self._stream.send({"header": self._member.header(self._member.hub.published_revision),
+                           "watch_id": watch_id, "canceled": True})
 
     async def progress_loop(self) -> None:
         interval = self._member.progress_interval
@@ -176,6 +175,7 @@ class _RequestReader:
         while not self._ready:
             if self._eof:
                 if self._buffer.strip():
+                    codec.decode("WatchRequest", self._buffer)  # raises with etcd's wording
                     raise errors.invalid_argument("unexpected EOF")
                 return None
             chunk = await self._content.readany()

@@ -3,6 +3,10 @@
 `store_cluster` runs a test once per kind in STORE_KINDS. Adding a kind means writing a
 class with the `tests.clusters.StoreClusterHandle` shape, adding it to
 CLUSTER_FACTORIES and appending its name to STORE_KINDS.
+
+`store_cluster_module` is the same, shared by every test of one module: for suites of
+many short tests (the compatibility suite) that keep apart by key prefix, and measure
+revisions relative to their own start, instead of paying for a cluster per test.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import TypeVar
 import pytest
 
 from tests.clusters import ETCD_BINARY, EtcdCluster, StoreClusterHandle
+from tests.kubelite_cluster import KubeliteCluster
 
-STORE_KINDS = ["etcd"]
+STORE_KINDS = ["etcd", "kubelite"]
 
 CLUSTER_FACTORIES: dict[str, Callable[..., StoreClusterHandle]] = {
     "etcd": EtcdCluster,
+    "kubelite": KubeliteCluster,
 }
 
 CLUSTER_SIZE = 3
@@ -51,15 +57,28 @@ def _test_failed(request: pytest.FixtureRequest) -> bool:
     return report is None or report.failed
 
 
-def _managed(request: pytest.FixtureRequest, cluster: H) -> Iterator[H]:
-    """Yield the cluster; on the way out show its logs if the test failed, then close it."""
+def _managed(
+    request: pytest.FixtureRequest, cluster: H, module_failed: Callable[[], bool] | None = None
+) -> Iterator[H]:
+    """Yield the cluster; on the way out show its logs if a user failed, then close it.
+
+    For a test's own cluster the logs go into that test's captured output. A module's
+    cluster passes `module_failed`; its logs go straight to the terminal, since its
+    teardown belongs to whichever test ran last, not to the one that failed.
+    """
     try:
         yield cluster
     finally:
-        if _test_failed(request):
-            log_tails = getattr(cluster, "log_tails", None)
-            if log_tails is not None:
-                print(f"\n{cluster.kind} cluster logs:\n{log_tails()}")
+        failed = module_failed() if module_failed is not None else _test_failed(request)
+        log_tails = getattr(cluster, "log_tails", None)
+        if failed and log_tails is not None:
+            text = f"\n{cluster.kind} cluster logs:\n{log_tails()}"
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            if module_failed is not None and capture is not None:
+                with capture.global_and_fixture_disabled():
+                    print(text)
+            else:
+                print(text)
         cluster.close()
 
 
@@ -77,3 +96,23 @@ def store_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     if kind == "etcd":
         _require_etcd()
     yield from _managed(request, CLUSTER_FACTORIES[kind](size=CLUSTER_SIZE, tmp_dir=tmp_path))
+
+
+@pytest.fixture(scope="module", params=STORE_KINDS)
+def store_cluster_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StoreClusterHandle]:
+    """One 3-member store cluster per kind in STORE_KINDS, shared by a whole module.
+
+    Its logs are printed at the end of the module if any test failed meanwhile.
+    """
+    kind = request.param
+    if kind == "etcd":
+        _require_etcd()
+    failed_before = request.session.testsfailed
+    cluster = CLUSTER_FACTORIES[kind](
+        size=CLUSTER_SIZE, tmp_dir=tmp_path_factory.mktemp(f"{kind}-cluster")
+    )
+    yield from _managed(
+        request, cluster, module_failed=lambda: request.session.testsfailed > failed_before
+    )
