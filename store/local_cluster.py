@@ -80,7 +80,7 @@ async def _wait_healthy(endpoints: list[str], timeout: float) -> None:
         while True:
             try:
                 status = await client.status(endpoints[0])
-                if status.get("leader"):
+                if status.leader:
                     await client.range(b"health-check")
                     return
             except Exception:  # noqa: BLE001 (still starting; retried until the deadline)
