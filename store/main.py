@@ -54,6 +54,9 @@ def member_parser() -> argparse.ArgumentParser:
                    help="seconds before a request that cannot commit fails (etcd: 7)")
     p.add_argument("--experimental-watch-progress-notify-interval", type=float, default=600.0,
                    dest="progress_interval", help="seconds between watch progress messages")
+    p.add_argument("--max-response-bytes", type=int, default=512 * 1024 * 1024,
+                   help="a range whose answer would be larger fails with code 8 instead of "
+                        "exhausting memory; use limit and pagination")
     p.add_argument("--election-timeout-ms", type=int, default=800,
                    help="minimum Raft election timeout; the maximum is twice this")
     p.add_argument("--heartbeat-interval-ms", type=int, default=100,
@@ -116,7 +119,8 @@ def run_member(argv: list[str]) -> int:
                           initial_cluster_state=args.initial_cluster_state,
                           cluster_token=args.initial_cluster_token,
                           request_timeout=args.request_timeout,
-                          progress_interval=args.progress_interval, timings=timings)
+                          progress_interval=args.progress_interval,
+                          max_response_bytes=args.max_response_bytes, timings=timings)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

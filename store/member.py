@@ -39,6 +39,7 @@ class MemberConfig:
     cluster_token: str = "kubelite-cluster"
     request_timeout: float = 7.0
     progress_interval: float = 600.0
+    max_response_bytes: int = 512 * 1024 * 1024
     timings: RaftTimings = field(default_factory=RaftTimings)
 
 
@@ -50,6 +51,7 @@ class Member:
         self.cluster_id = membership.cluster_id([], config.cluster_token)
         self.request_timeout = config.request_timeout
         self.progress_interval = config.progress_interval
+        self.max_response_bytes = config.max_response_bytes
         self.stopped = asyncio.Event()
         self._hub_ready = False
         self._published = False

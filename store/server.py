@@ -82,6 +82,11 @@ async def _range(m: Member, req: dict) -> tuple[str, dict]:
         await m.proposer.read_barrier(m.request_timeout)
     with m.raft.state_lock:
         resp = m.raft.state.range(req)
+    kvs = resp.get("kvs") or ()
+    if len(kvs) > 1000:
+        size = sum(len(kv.key) + len(kv.value) for kv in kvs) * 4 // 3 + 100 * len(kvs)
+        if size > m.max_response_bytes:
+            raise errors.response_too_large(size, m.max_response_bytes)
     return "RangeResponse", resp
 
 

@@ -36,7 +36,6 @@ REVISION_FIELDS = frozenset({"revision", "create_revision", "mod_revision", "com
 READ_TIMEOUT = 5.0  # one streamed message; etcd answers in milliseconds when idle
 
 b64 = http.b64
-unb64 = http.unb64
 
 
 # --- unary calls ------------------------------------------------------------------------
@@ -66,11 +65,14 @@ class Gateway:
         self.prefix = prefix
 
     def post(self, path: str, body: Any | bytes = None) -> Reply:
-        """POST `body` (JSON-encoded unless it is bytes, sent as is) without Content-Type."""
-        data = body if isinstance(body, bytes) else json.dumps({} if body is None else body)
-        raw = data.encode() if isinstance(data, str) else data
+        """POST `body`: JSON-encoded, or sent as is if it is bytes (for malformed input)."""
+        raw = body if isinstance(body, bytes) else json.dumps({} if body is None else body).encode()
         status, headers, reply = http.request(
-            self.endpoint, f"{self.prefix}/{path}", method="POST", body=raw
+            self.endpoint,
+            f"{self.prefix}/{path}",
+            method="POST",
+            body=raw,
+            headers={"Content-Type": "application/json"},
         )
         return Reply(status, headers.get("Content-Type", ""), reply)
 
@@ -290,28 +292,28 @@ class ChunkedStream:
         assert self._read_exactly(2, timeout) == b"\r\n", "chunk data not followed by CRLF"
         return data
 
-    def message(self, timeout: float = READ_TIMEOUT) -> dict:
-        """The next message: one chunk holding exactly one JSON object plus "\\n"."""
+    def _next_framed(self, timeout: float) -> dict | None:
+        """The next chunk as a message, None at the end of the stream."""
         try:
             data = self.chunk(timeout)
         except TimeoutError:
             raise AssertionError(f"no streamed message within {timeout} s") from None
         if data is None:
-            raise StreamClosed("the stream ended")
+            return None
+        # One message per chunk: the JSON text and its "\n", nothing before or after.
         assert data.endswith(b"\n") and data.count(b"\n") == 1, f"chunk framing: {data!r}"
         return json.loads(data)  # raises on two objects in one chunk ("Extra data")
 
+    def message(self, timeout: float = READ_TIMEOUT) -> dict:
+        """The next message: one chunk holding exactly one JSON object plus "\\n"."""
+        message = self._next_framed(timeout)
+        if message is None:
+            raise StreamClosed("the stream ended")
+        return message
+
     def results(self, timeout: float = READ_TIMEOUT) -> Iterator[dict]:
         """The `result` of every message until the stream ends."""
-        while True:
-            try:
-                data = self.chunk(timeout)
-            except TimeoutError:
-                raise AssertionError(f"stream neither sent nor ended within {timeout} s") from None
-            if data is None:
-                return
-            assert data.endswith(b"\n") and data.count(b"\n") == 1, f"chunk framing: {data!r}"
-            message = json.loads(data)
+        while (message := self._next_framed(timeout)) is not None:
             assert list(message) == ["result"], message
             yield message["result"]
 
@@ -322,7 +324,15 @@ class ChunkedStream:
             while (part := self.chunk(timeout)) is not None:
                 parts.append(part)
             return b"".join(parts)
-        return self._read_exactly(int(self.headers["content-length"]), timeout)
+        if "content-length" in self.headers:
+            return self._read_exactly(int(self.headers["content-length"]), timeout)
+        deadline = time.monotonic() + timeout  # delimited by the server closing
+        try:
+            while True:
+                self._fill(deadline)
+        except StreamClosed:
+            data, self._buf = self._buf, b""
+            return data
 
 
 def stream_body(*requests: dict) -> bytes:
