@@ -57,6 +57,8 @@ class Member:
         self._published = False
         self._was_leader = False
         self._tasks: list[asyncio.Task] = []
+        self._size = 0
+        self._size_at = 0.0
         partners = [m.peer_addr for m in config.initial_cluster
                     if m.peer_addr != config.peer_addr]
         self.raft = RaftNode(config.peer_addr, partners, config.data_dir, config.secret,
@@ -183,7 +185,7 @@ class Member:
     def status(self) -> dict:
         with self.raft.state_lock:
             revision = self.raft.state.revision
-            size = getattr(self.raft.state, "approximate_size", lambda: 0)()
+        size = self._db_size()
         resp = {"header": {"revision": revision}, "version": API_VERSION, "dbSize": size,
                 "leader": self.leader_id(), "raftIndex": self.raft.raft_index,
                 "raftTerm": self.raft.term, "raftAppliedIndex": self.raft.applied_index,
@@ -191,6 +193,16 @@ class Member:
         if not resp["leader"]:
             resp["errors"] = ["etcdserver: no leader"]
         return resp
+
+    def _db_size(self) -> int:
+        """Bytes of live keys and values plus per-key overhead; recomputed at most 1/s."""
+        now = time.monotonic()
+        if now - self._size_at > 1.0:
+            with self.raft.state_lock:
+                kvs = list(self.raft.state.kv.current())
+            self._size = 4096 + sum(len(kv.key) + len(kv.value) + 64 for kv in kvs)
+            self._size_at = now
+        return self._size
 
     def hash(self) -> dict:
         crc = 0

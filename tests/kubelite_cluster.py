@@ -2,6 +2,13 @@
 
 The same tests that run against real etcd run against this, so any difference in
 behaviour shows up as a failing test.
+
+Beyond the handle, fault tests use: `kill_all` (every member SIGKILLed before any is
+waited for), `add_member` / `mark_removed` to follow cluster/member/add and remove,
+`run_cli` for `kubelite store backup|restore`, and `before_start`, which prepares the
+members' data dirs (e.g. restores a backup into them) before the first start.
+Subclasses place members elsewhere by overriding `_allocate` (addresses) and `_command`
+(how a member's argv is run), as `tests.netns_cluster` does.
 """
 
 from __future__ import annotations
@@ -9,9 +16,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests import ports
@@ -27,6 +37,7 @@ from tests.clusters import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+CLI_TIMEOUT = 120.0
 
 
 def store_argv(name: str, data_dir: Path, client_url: str, peer_addr: str,
@@ -49,9 +60,11 @@ class KubeliteCluster:
     kind = "kubelite"
 
     def __init__(self, size: int = 3, tmp_dir: Path | str | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (),
+                 before_start: Callable[[KubeliteCluster], None] | None = None) -> None:
         self.size = size
         self.extra_args = extra_args
+        self.before_start = before_start
         parent = Path(tmp_dir) if tmp_dir is not None else None
         self.dir = Path(tempfile.mkdtemp(prefix="kubelite-store-", dir=parent))
         self.secret_file = self.dir / "peer-secret"
@@ -60,6 +73,8 @@ class KubeliteCluster:
         self._ports: list[int] = []
         self.endpoints: list[str] = []
         self.peer_addrs: list[str] = []
+        self.removed: set[int] = set()  # members taken out by cluster/member/remove
+        self._joined: set[int] = set()  # members added to a running cluster
         self._closed = False
         try:
             self._start_all()
@@ -67,12 +82,25 @@ class KubeliteCluster:
             self.close()
             raise
 
+    def _allocate(self, first: int, count: int) -> list[tuple[str, str]]:
+        """(client URL, peer address) for members first .. first+count-1."""
+        new_ports = ports.free_ports(2 * count)
+        self._ports.extend(new_ports)
+        return [(f"http://127.0.0.1:{new_ports[k]}", f"127.0.0.1:{new_ports[count + k]}")
+                for k in range(count)]
+
+    def _command(self, i: int, argv: list[str]) -> list[str]:
+        """How member i's argv is run (a subclass may run it inside a namespace)."""
+        return argv
+
     def _start_all(self) -> None:
         self.members = [Member(f"m{i}", self.dir / f"m{i}", self.dir / f"m{i}.log")
                         for i in range(self.size)]
-        self._ports = ports.free_ports(2 * self.size)
-        self.endpoints = [f"http://127.0.0.1:{p}" for p in self._ports[: self.size]]
-        self.peer_addrs = [f"127.0.0.1:{p}" for p in self._ports[self.size:]]
+        addresses = self._allocate(0, self.size)
+        self.endpoints = [client for client, _ in addresses]
+        self.peer_addrs = [peer for _, peer in addresses]
+        if self.before_start is not None:
+            self.before_start(self)
         for i in range(self.size):
             self._spawn(i)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -87,16 +115,62 @@ class KubeliteCluster:
             time.sleep(0.1)
 
     def initial_cluster(self) -> str:
-        return ",".join(f"{m.name}={a}" for m, a in zip(self.members, self.peer_addrs,
-                                                        strict=True))
+        """NAME=PEER of every member not removed: what a (re)starting member is told."""
+        return ",".join(f"{m.name}={a}" for i, (m, a) in
+                        enumerate(zip(self.members, self.peer_addrs, strict=True))
+                        if i not in self.removed)
 
     def _spawn(self, i: int, *extra: str) -> None:
+        state = ("--initial-cluster-state", "existing") if i in self._joined else ()
         argv = store_argv(self.members[i].name, self.members[i].data_dir, self.endpoints[i],
                           self.peer_addrs[i], self.initial_cluster(), self.secret_file,
-                          *self.extra_args, *extra)
+                          *state, *self.extra_args, *extra)
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        self.members[i].spawn(argv, env)
+        self.members[i].spawn(self._command(i, argv), env)
+
+    # Membership and tools -------------------------------------------------------------
+
+    def add_member(self) -> int:
+        """Give a new member its name, addresses and data dir; return its index.
+
+        Nothing starts: call cluster/member/add with `peer_url(i)` first, then
+        `start(i)`, which passes `--initial-cluster-state existing` and lists every
+        member not removed in `--initial-cluster`.
+        """
+        i = len(self.members)
+        self.members.append(Member(f"m{i}", self.dir / f"m{i}", self.dir / f"m{i}.log"))
+        ((client, peer),) = self._allocate(i, 1)
+        self.endpoints.append(client)
+        self.peer_addrs.append(peer)
+        self._joined.add(i)
+        return i
+
+    def peer_url(self, i: int) -> str:
+        return f"http://{self.peer_addrs[i]}"
+
+    def mark_removed(self, i: int) -> None:
+        """Member i was removed through cluster/member/remove: leave it out from now on."""
+        self.removed.add(i)
+
+    def live(self) -> list[int]:
+        """Indexes of members not removed."""
+        return [i for i in range(len(self.members)) if i not in self.removed]
+
+    def kill_all(self) -> None:
+        """SIGKILL every running member first, then reap them: a whole-cluster crash."""
+        for member in self.members:
+            member.signal(signal.SIGKILL)
+        for member in self.members:
+            member.kill()
+
+    def run_cli(self, *args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """Run `kubelite ARGS...` (e.g. "store", "backup", ...) to completion."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        return subprocess.run([sys.executable, "-m", "kubelite_cli", *args], env=env,
+                              cwd=self.dir, capture_output=True, text=True, timeout=timeout,
+                              check=False)
 
     # StoreClusterHandle ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_put_replies_and_what_they_store(gw: Gateway) -> None:
     }
 
 
-def test_ignore_lease_keeps_the_lease_field_absent_and_value_replaced(gw: Gateway) -> None:
+def test_ignore_lease_on_a_key_without_a_lease(gw: Gateway) -> None:
     base = gw.revision()
     assert normalize(gw.put("il/1", "a"), base) == {"header": header(1)}
     assert normalize(
@@ -110,7 +111,7 @@ def five_keys(store_cluster_module: StoreClusterHandle) -> int:
 
 
 # The five keys as `kv` arguments, in key order, after `five_keys`.
-RNG = {
+RNG: dict[str, dict[str, Any]] = {
     "a": dict(value="5", create=1, mod=1, version=1),
     "b": dict(value="4", create=2, mod=6, version=2),
     "c": dict(value="3", create=3, mod=3, version=1),
@@ -120,7 +121,7 @@ RNG = {
 
 
 def rng(*names: str, keys_only: bool = False) -> list[dict]:
-    return [kv(f"rng/{n}", keys_only=keys_only, **RNG[n]) for n in names]  # type: ignore[arg-type]
+    return [kv(f"rng/{n}", keys_only=keys_only, **RNG[n]) for n in names]
 
 
 RANGE_CASES = [

