@@ -10,9 +10,10 @@ Serving rules the handlers must keep (each one broke a real client when violated
 - Legacy bodies (`/api`, `/apis`, `/api/v1`, `/apis/G/V`, `/version`) go out with
   `Content-Type: application/json` exactly, no charset (REQUIREMENTS §1.2).
 - `/api` and `/apis` answer aggregated discovery only when `wants_aggregated()` finds it
-  in the Accept header, and then with `aggregated_content_type()`: client-go decides
-  which decoder to use from the response's Content-Type parameters (g, v, as), not
-  from the body. Add `Vary: Accept`, since one URL has two representations.
+  in the Accept header, and then with the Content-Type it returned: client-go picks its
+  decoder from that header's parameters (g, v, as), not from the body, and falls back
+  to legacy discovery on plain `application/json`. Add `Vary: Accept`, since one URL
+  has two representations.
 - `/openapi/v2` answers 200 with `openapi_v2_protobuf()` and Content-Type
   `application/octet-stream`. A JSON body fails kubectl's protobuf parser, a 404 fails
   `create -f`/`apply -f`, and the spec's own media type
@@ -54,9 +55,13 @@ OPENAPI_V3_STATUS = 404  # kubectl 1.27+ falls back to /openapi/v2 on 404
 
 _DISCOVERY_GROUP = "apidiscovery.k8s.io"
 _DISCOVERY_KIND = "APIGroupDiscoveryList"
-# Versions of the aggregated format we serve: v2 (GA in 1.30) and v2beta1 (what
-# client-go 1.27-1.29 asks for). Their JSON shapes are identical.
-AGGREGATED_VERSIONS = ("v2", "v2beta1")
+# Aggregated discovery: v2 (GA in 1.30) and v2beta1 (what client-go 1.27-1.29 asks
+# for) have identical JSON shapes; only the Content-Type and apiVersion differ.
+AGGREGATED_CONTENT_TYPES = {
+    v: f"{JSON_CONTENT_TYPE};g={_DISCOVERY_GROUP};v={v};as={_DISCOVERY_KIND}"
+    for v in ("v2", "v2beta1")
+}
+AGGREGATED_V2 = AGGREGATED_CONTENT_TYPES["v2"]
 
 _GO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -117,10 +122,6 @@ def api_group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def _served(group: str, version: str) -> bool:
-    return any(g == group and version in vs for g, vs in registry.groups())
-
-
 def storage_version_hash(resource: registry.Resource) -> str:
     """Kubernetes' storageVersionHash: base64 of the first 8 bytes of sha256("g/v/Kind").
 
@@ -167,13 +168,13 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
     """The `/api/v1` or `/apis/G/V` body, or None (answer 404) for a version not served.
 
     Subresources are entries of their own ("pods/log"); the list is sorted by name as
-    Kubernetes sorts it. policy/v1 and autoscaling/v1 are listed in /apis for the kinds
-    our subresources speak, and so answer an empty list.
+    Kubernetes sorts it.
     """
-    if not _served(group, version):
+    resources = registry.resources_in(group, version)
+    if not resources:
         return None
     entries = []
-    for r in registry.resources_in(group, version):
+    for r in resources:
         entries.append(_legacy_resource(r))
         entries.extend(_legacy_subresource(r, sub) for sub in registry.subresources_of(r))
     entries.sort(key=lambda e: e["name"])
@@ -209,13 +210,14 @@ def _quality(params: dict[str, str]) -> float:
 
 
 def wants_aggregated(accept: str | None) -> str | None:
-    """The aggregated-discovery version ("v2" or "v2beta1") an Accept header asks for.
+    """The Content-Type to answer `/api` or `/apis` with if the client asks for aggregated
+    discovery, else None (answer the legacy body as `application/json`).
 
     kubectl 1.27+ sends `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,
     ...;v=v2beta1;...,application/json`; the first range we serve wins, as the client
-    lists its preference first. None means answer the legacy body (kubectl 1.20 and
-    plain `application/json` clients). Newer client-go may add `profile=nopeer`, which
-    asks for this apiserver's own groups only; with no peers that is the same document.
+    lists its preference first. kubectl 1.20 and plain `application/json` clients get
+    None. Newer client-go may add `profile=nopeer`, which asks for this apiserver's own
+    groups only; with no peers that is the same document.
     """
     if not accept:
         return None
@@ -224,17 +226,12 @@ def wants_aggregated(accept: str | None) -> str | None:
             base == JSON_CONTENT_TYPE
             and params.get("g") == _DISCOVERY_GROUP
             and params.get("as") == _DISCOVERY_KIND
-            and params.get("v") in AGGREGATED_VERSIONS
+            and params.get("v") in AGGREGATED_CONTENT_TYPES
             and params.get("profile", "nopeer") == "nopeer"
             and _quality(params) > 0
         ):
-            return params["v"]
+            return AGGREGATED_CONTENT_TYPES[params["v"]]
     return None
-
-
-def aggregated_content_type(version: str = "v2") -> str:
-    """The response Content-Type for an aggregated body; client-go matches g, v and as."""
-    return f"{JSON_CONTENT_TYPE};g={_DISCOVERY_GROUP};v={version};as={_DISCOVERY_KIND}"
 
 
 def _kind(group: str, version: str, kind: str) -> dict[str, str]:
@@ -279,22 +276,25 @@ def _aggregated_group(group: str, versions: list[str]) -> dict[str, Any]:
     return {"metadata": {"name": group} if group else {}, "versions": version_entries}
 
 
-def api_group_discovery_list(legacy: bool, version: str = "v2") -> dict[str, Any]:
+def api_group_discovery_list(legacy: bool, content_type: str = AGGREGATED_V2) -> dict[str, Any]:
     """The aggregated body: `/api` (legacy=True, the core group) or `/apis` (the others).
 
-    One request replaces the per-group-version ones (REQUIREMENTS §2.3). Versions are
-    listed preferred first; client-go takes the first as the preferred version.
+    `content_type` is what `wants_aggregated` returned; it sets the body's apiVersion
+    (client-go ignores that field, but a v2beta1 answer should not claim to be v2). One
+    request replaces the per-group-version ones (REQUIREMENTS §2.3). Versions are listed
+    preferred first; client-go takes the first as the preferred version.
     """
-    if version not in AGGREGATED_VERSIONS:
-        raise ValueError(f"unsupported aggregated discovery version {version!r}")
+    versions = [v for v, ct in AGGREGATED_CONTENT_TYPES.items() if ct == content_type]
+    if not versions:
+        raise ValueError(f"not an aggregated discovery content type: {content_type!r}")
     items = [
-        _aggregated_group(group, versions)
-        for group, versions in registry.groups()
+        _aggregated_group(group, group_versions)
+        for group, group_versions in registry.groups()
         if (group == "") == legacy
     ]
     return {
         "kind": _DISCOVERY_KIND,
-        "apiVersion": f"{_DISCOVERY_GROUP}/{version}",
+        "apiVersion": f"{_DISCOVERY_GROUP}/{versions[0]}",
         "metadata": {},
         "items": items,
     }

@@ -31,14 +31,14 @@ def wants_table(request: web.Request) -> bool:
 
 
 async def read_body(request: web.Request) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise status.too_large()
-        parts.append(chunk)
-    return b"".join(parts)
+    """The whole body (cached by aiohttp, so security checks and handlers share it)."""
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise status.too_large() from exc
+    if len(body) > MAX_BODY:
+        raise status.too_large()
+    return body
 
 
 def content_type(request: web.Request) -> str:

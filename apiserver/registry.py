@@ -8,8 +8,11 @@ subresources copy Kubernetes 1.32's own discovery, because kubectl resolves `po`
 command that silently stops working.
 
 `RESOURCES` is in Kubernetes' discovery order: groups by the aggregator's priority
-(core, apps, batch, rbac.authorization.k8s.io, coordination.k8s.io), resources within a
-group-version sorted by plural, subresources sorted by name.
+(core, apps, batch, policy, rbac.authorization.k8s.io, coordination.k8s.io), resources
+within a group-version sorted by plural, subresources sorted by name. Only groups with
+resources are listed: autoscaling/v1 Scale and authentication.k8s.io/v1 TokenRequest are
+named by subresources (deployments/scale, serviceaccounts/token), which is all clients
+need to build those requests.
 
 Storage layout follows kube-apiserver's etcd3 layout, minus its per-resource quirks
 (`/registry/minions`, `/registry/services/specs`): `/registry/<plural>/<namespace>/<name>`,
@@ -132,6 +135,14 @@ RESOURCES: tuple[Resource, ...] = (
     ),
     # batch/v1
     Resource("batch", "v1", "Job", "jobs", "job", True, categories=_ALL, subresources=("status",)),
+    # policy/v1: served so that /apis lists group "policy", without which kubectl 1.20's
+    # drain never uses pods/eviction (REQUIREMENTS §8). A group-version must not be listed
+    # empty: kubectl 1.32's legacy discovery then fails every `api-resources` with
+    # "received empty response for: policy/v1".
+    Resource(
+        "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget",
+        True, short_names=("pdb",), subresources=("status",),
+    ),
     # rbac.authorization.k8s.io/v1
     Resource(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False),
     Resource(_RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", False),
@@ -141,17 +152,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
 )  # fmt: skip
 
-# Groups discovery lists although no resource of ours lives in them: they name the kinds
-# our subresources speak (policy/v1 Eviction, autoscaling/v1 Scale). kubectl 1.20's drain
-# uses the eviction API only when /apis lists "policy" (REQUIREMENTS §8).
-_REFERENCED_GROUPS: dict[str, tuple[str, ...]] = {"autoscaling": ("v1",), "policy": ("v1",)}
-
 # The aggregator's group priorities (kube-apiserver's apiVersionPriorities): a higher
 # number is listed first. kubectl prefers earlier groups when a name is ambiguous.
 _GROUP_PRIORITY: dict[str, int] = {
     "": 18000,
     "apps": 17800,
-    "autoscaling": 17500,
     "batch": 17400,
     "policy": 17100,
     "rbac.authorization.k8s.io": 17000,
@@ -196,13 +201,11 @@ def groups() -> list[tuple[str, list[str]]]:
         listed = versions.setdefault(r.group, [])
         if r.version not in listed:
             listed.append(r.version)
-    for group, vs in _REFERENCED_GROUPS.items():
-        versions.setdefault(group, list(vs))
     return sorted(versions.items(), key=lambda item: -_GROUP_PRIORITY[item[0]])
 
 
 def resources_in(group: str, version: str) -> list[Resource]:
-    """The resources of one group-version, in discovery order (maybe none)."""
+    """The resources of one group-version, in discovery order."""
     return [r for r in RESOURCES if r.group == group and r.version == version]
 
 

@@ -3,7 +3,10 @@
 #
 #   1. Debian packages the tests run against (real etcd 3.4, curl, ...), installed as root
 #      only when one is missing. Later features append to APT_PACKAGES.
-#   2. .venv with the exact versions in requirements.lock, and kubelite itself installed
+#   2. Debian's kubectl 1.20 (package kubernetes-client), unpacked into /opt/kubectl-1.20
+#      rather than installed: its /usr/bin/kubectl would collide with the kubectl
+#      dispatcher this machine already has. Tests run both against the apiserver.
+#   3. .venv with the exact versions in requirements.lock, and kubelite itself installed
 #      editable (so the `kubelite` console script exists).
 #
 # A second run takes the fast path: nothing missing, venv stamp matches, nothing done.
@@ -58,6 +61,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   quiet apt-get update
   quiet apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# --- kubectl 1.20, unpacked (not installed) ---------------------------------------------
+KUBECTL_120=/opt/kubectl-1.20
+if [ ! -x "$KUBECTL_120/usr/bin/kubectl" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: $KUBECTL_120 is missing; run this script as root" >&2
+    exit 1
+  fi
+  (
+    deb_dir=$(mktemp -d)
+    trap 'rm -rf "$deb_dir" "$KUBECTL_120.partial"' EXIT
+    cd "$deb_dir"
+    if ! apt-get download kubernetes-client >"$LOG" 2>&1; then
+      quiet apt-get update  # the package lists may be missing or stale
+      quiet apt-get download kubernetes-client
+    fi
+    rm -rf "$KUBECTL_120.partial"
+    quiet dpkg -x kubernetes-client_*.deb "$KUBECTL_120.partial"
+    rm -rf "$KUBECTL_120"
+    mv "$KUBECTL_120.partial" "$KUBECTL_120"
+  )
 fi
 
 # --- Python virtual environment --------------------------------------------------------

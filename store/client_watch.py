@@ -120,6 +120,8 @@ class Watch:
         return self._endpoint if self._resp is not None else ""
 
     async def __aenter__(self) -> Watch:
+        if self._resp is not None or self._done:
+            return self
         try:
             await self._connect()
         except BaseException:

@@ -325,7 +325,19 @@ class Member:
             if found is None:
                 raise errors.member_not_found()
             target = membership.peer_addr(found["peerURLs"][0])
-        await self._raft_call(lambda cb: self.raft.node.transferLeadership(target, callback=cb))
+        # pysyncobj hands leadership only to a follower whose log matches the leader's up
+        # to the last entry, and refuses (REQUEST_DENIED) otherwise. Under a steady write
+        # load that holds only now and then, so keep asking until the request deadline.
+        deadline = self.loop.time() + self.request_timeout
+        while True:
+            try:
+                await self._raft_call(
+                    lambda cb: self.raft.node.transferLeadership(target, callback=cb))
+                return
+            except errors.EtcdError:
+                if self.loop.time() > deadline or not self.raft.is_leader:
+                    raise
+                await asyncio.sleep(0.01)
 
     async def _change_cluster(self, change, addr: str) -> None:
         deadline = self.loop.time() + self.request_timeout

@@ -27,7 +27,6 @@ import os
 import pickle
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.config import SERIALIZER_STATE  # noqa: F401  (documented hook type)
 
-from store import errors, snapshot
+from store import errors, raft_wire, snapshot
 from store.commands import CommandType
 from store.kv_types import Event
 from store.state_machine import StoreState
@@ -130,7 +129,6 @@ class RaftNode:
         self._on_events = on_events
         self._on_restore = on_restore
         self._applied_index = 0
-        self._last_sync = 0.0
         os.makedirs(data_dir, exist_ok=True)
         t = self.timings
         conf = SyncObjConf(
@@ -150,10 +148,17 @@ class RaftNode:
             logCompactionMinEntries=t.snapshot_entries,
             logCompactionMinTime=t.snapshot_seconds,
             dynamicMembershipChange=True,
-            commandsWaitLeader=True,
+            # Without a leader pysyncobj refuses a command at once (MISSING_LEADER) and
+            # the Proposer retries until the request's deadline. Waiting in pysyncobj's
+            # queue instead would propose it whenever a leader appears, perhaps long
+            # after the client was told it timed out (e.g. when a partition heals).
+            commandsWaitLeader=False,
             useFork=False,
             bindRetryTime=0.5,
         )
+        raft_wire.install()  # cheaper pickling, compression and cipher for peer traffic
+        self._journal_sync = raft_wire.JournalSync(os.path.join(data_dir, "raft.journal"),
+                                                   self.timings.journal_sync_interval)
         self.node = _ReplicatedStore(self_addr, partners, conf, self)
         self.node.addOnTickCallback(self._sync_journal)
 
@@ -174,15 +179,12 @@ class RaftNode:
         return results
 
     def _sync_journal(self) -> None:
-        """Bound the window in which an acknowledged write lives only in page cache."""
-        now = time.monotonic()
-        if now - self._last_sync < self.timings.journal_sync_interval:
-            return
-        self._last_sync = now
-        journal = getattr(self.node, "_SyncObj__raftLog", None)
-        flush = getattr(journal, "flush", None)
-        if flush is not None:
-            flush()
+        """Bound the window in which an acknowledged write lives only in page cache.
+
+        The sync itself runs in raft_wire.JournalSync's thread (fdatasync, GIL released),
+        at most once per journal_sync_interval; mmap.flush() here would hold the GIL.
+        """
+        self._journal_sync.poke()
 
     def _write_snapshot(self, file_name: str, raft_data: tuple) -> None:
         last_entry, prev_entry, cluster = raft_data
@@ -238,6 +240,7 @@ class RaftNode:
 
     def destroy(self) -> None:
         self.node.destroy()
+        self._journal_sync.close()
         journal = getattr(self.node, "_SyncObj__raftLog", None)
         if journal is not None and hasattr(journal, "flush"):
             try:
@@ -252,6 +255,11 @@ class Proposer:
     A batch is proposed at once when fewer than `max_inflight` batches are in flight;
     otherwise requests accumulate and go out together when one completes. Under load
     this makes entries large and few; idle, a lone request goes out immediately.
+
+    A request that timed out has been answered with an error: if it is still waiting
+    here it is dropped, never proposed later. And a batch that nobody waits for any more
+    gives up its slot: pysyncobj never calls back for entries that an installed snapshot
+    replaced, and such a batch must not hold the member's writes up forever.
     """
 
     def __init__(self, raft: RaftNode, loop: asyncio.AbstractEventLoop,
@@ -261,7 +269,7 @@ class Proposer:
         self._max_inflight = max_inflight
         self._max_batch = max_batch
         self._pending: list[tuple[tuple, asyncio.Future | None]] = []
-        self._inflight = 0
+        self._inflight: list[_Batch] = []  # handed to pysyncobj, not called back yet
         self._barrier_waiters: list[asyncio.Future] = []
 
     async def propose(self, command: tuple, timeout: float) -> Any:
@@ -297,40 +305,56 @@ class Proposer:
                 raise _timeout_error(write) from exc
 
     def _maybe_flush(self) -> None:
-        while self._inflight < self._max_inflight and (self._pending or self._barrier_waiters):
-            chunk = self._pending[:self._max_batch]
-            del self._pending[:self._max_batch]
-            barriers = self._barrier_waiters
+        self._inflight = [b for b in self._inflight if not b.abandoned()]
+        while len(self._inflight) < self._max_inflight:
+            live = [(c, f) for c, f in self._pending if f is None or not f.done()]
+            chunk, self._pending = live[:self._max_batch], live[self._max_batch:]
+            barriers = [f for f in self._barrier_waiters if not f.done()]
             self._barrier_waiters = []
+            if not chunk and not barriers:
+                return
             commands = tuple(c for c, _ in chunk) or ((int(CommandType.NOOP),),)
-            futures = [f for _, f in chunk]
-            self._inflight += 1
-            callback = self._make_callback(futures, barriers)
-            self._raft.node.apply(commands, callback=callback)
+            batch = _Batch([f for _, f in chunk], barriers)
+            self._inflight.append(batch)
+            self._raft.node.apply(commands, callback=self._make_callback(batch))
 
-    def _make_callback(self, futures: list, barriers: list) -> Callable[[Any, int], None]:
+    def _make_callback(self, batch: _Batch) -> Callable[[Any, int], None]:
         loop = self._loop
 
         def done(result: Any, err: int) -> None:  # runs in the Raft thread
-            loop.call_soon_threadsafe(self._complete, futures, barriers, result, err)
+            loop.call_soon_threadsafe(self._complete, batch, result, err)
 
         return done
 
-    def _complete(self, futures: list, barriers: list, result: Any, err: int) -> None:
-        self._inflight -= 1
+    def _complete(self, batch: _Batch, result: Any, err: int) -> None:
+        if batch in self._inflight:
+            self._inflight.remove(batch)
         if err == FAIL_REASON.SUCCESS:
-            for future, value in zip(futures, result or (), strict=False):
+            for future, value in zip(batch.futures, result or (), strict=False):
                 if future is not None and not future.done():
                     future.set_result(value)
-            for future in barriers:
+            for future in batch.barriers:
                 if not future.done():
                     future.set_result(None)
         else:
             failure = _failure(err)
-            for future in [*futures, *barriers]:
+            for future in [*batch.futures, *batch.barriers]:
                 if future is not None and not future.done():
                     future.set_exception(failure)
         self._maybe_flush()
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One Raft entry in flight: the requests waiting for it (compared by identity)."""
+
+    futures: list[asyncio.Future | None]
+    barriers: list[asyncio.Future]
+
+    def abandoned(self) -> bool:
+        """Every request waiting for this entry has given up (timed out)."""
+        return all(f is None or f.done() for f in self.futures) and \
+            all(f.done() for f in self.barriers)
 
 
 class ProposalFailed(Exception):

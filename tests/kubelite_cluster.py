@@ -75,6 +75,7 @@ class KubeliteCluster:
         self.peer_addrs: list[str] = []
         self.removed: set[int] = set()  # members taken out by cluster/member/remove
         self._joined: set[int] = set()  # members added to a running cluster
+        self._started: set[int] = set()  # members started at least once
         self._closed = False
         try:
             self._start_all()
@@ -115,12 +116,14 @@ class KubeliteCluster:
             time.sleep(0.1)
 
     def initial_cluster(self) -> str:
-        """NAME=PEER of every member not removed: what a (re)starting member is told."""
+        """NAME=PEER of the members in the cluster: the first `size`, and those added
+        later once started; not those removed. What a (re)starting member is told."""
         return ",".join(f"{m.name}={a}" for i, (m, a) in
                         enumerate(zip(self.members, self.peer_addrs, strict=True))
-                        if i not in self.removed)
+                        if i not in self.removed and (i < self.size or i in self._started))
 
     def _spawn(self, i: int, *extra: str) -> None:
+        self._started.add(i)
         state = ("--initial-cluster-state", "existing") if i in self._joined else ()
         argv = store_argv(self.members[i].name, self.members[i].data_dir, self.endpoints[i],
                           self.peer_addrs[i], self.initial_cluster(), self.secret_file,
@@ -135,8 +138,8 @@ class KubeliteCluster:
         """Give a new member its name, addresses and data dir; return its index.
 
         Nothing starts: call cluster/member/add with `peer_url(i)` first, then
-        `start(i)`, which passes `--initial-cluster-state existing` and lists every
-        member not removed in `--initial-cluster`.
+        `start(i)`, which passes `--initial-cluster-state existing` and lists the
+        members in the cluster (see `initial_cluster`) in `--initial-cluster`.
         """
         i = len(self.members)
         self.members.append(Member(f"m{i}", self.dir / f"m{i}", self.dir / f"m{i}.log"))

@@ -233,7 +233,7 @@ def test_leases_attach_keepalive_and_revoke(store_cluster: StoreClusterHandle) -
 
 
 def test_members_status_and_leader(store_cluster: StoreClusterHandle) -> None:
-    leader = wait_for_leader(store_cluster)
+    wait_for_leader(store_cluster)
 
     async def body() -> None:
         async with StoreClient(store_cluster.endpoints) as store:
@@ -242,11 +242,14 @@ def test_members_status_and_leader(store_cluster: StoreClusterHandle) -> None:
                 store_cluster.endpoints
             )
             statuses = [await store.status(e) for e in store_cluster.endpoints]
-            assert len({s.member_id for s in statuses}) == 3
-            assert {s.leader for s in statuses} == {statuses[leader].member_id}
-            assert statuses[leader].is_leader and statuses[leader].version
-            assert await store.leader_endpoint() == store_cluster.endpoints[leader]
-            assert (await store.status()).leader == statuses[leader].member_id
+            assert [s.endpoint for s in statuses] == store_cluster.endpoints
+            assert {s.member_id for s in statuses} == {m.id for m in members}
+            (leader_id,) = {s.leader for s in statuses}
+            (leader,) = [s for s in statuses if s.is_leader]
+            assert leader.member_id == leader_id and leader.version
+            assert await store.leader_endpoint() == leader.endpoint
+            assert store_cluster.endpoints[store_cluster.leader_index()] == leader.endpoint
+            assert (await store.status()).leader == leader_id
 
             spare = ports.free_port()
             try:

@@ -1,0 +1,131 @@
+"""`kubelite apiserver`: a stateless Kubernetes API server over the store.
+
+    kubelite apiserver --store-endpoints http://10.0.0.1:2379,http://10.0.0.2:2379 \\
+        --listen 0.0.0.0:6443 --tls-cert-file apiserver.crt --tls-private-key-file apiserver.key \\
+        --token-auth-file tokens.csv --client-ca-file ca.crt \\
+        --service-account-key-file sa.pub
+
+Run as many as you like over one store cluster; each keeps one watch on the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+
+from aiohttp import web
+
+log = logging.getLogger("kubelite.apiserver")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kubelite apiserver",
+        description="Serve the Kubernetes API (core/v1, apps/v1, batch/v1, "
+                    "coordination.k8s.io/v1, rbac.authorization.k8s.io/v1) from a store "
+                    "cluster that speaks etcd's v3 JSON gateway (kubelite's store or etcd).")
+    p.add_argument("--store-endpoints", required=True,
+                   help="store client URLs, comma separated (failover in order)")
+    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve on")
+    p.add_argument("--tls-cert-file", help="serving certificate (PEM); required unless "
+                                           "--insecure-http")
+    p.add_argument("--tls-private-key-file", help="serving key (PEM)")
+    p.add_argument("--client-ca-file", help="CA whose client certificates authenticate users "
+                                            "(CN = user, O = groups)")
+    p.add_argument("--token-auth-file", help="static tokens: token,user,uid,\"group1,group2\"")
+    p.add_argument("--service-account-key-file", action="append", default=[],
+                   help="public key(s) that verify service-account tokens")
+    p.add_argument("--service-account-issuer", default="https://kubernetes.default.svc",
+                   help="issuer expected in service-account tokens")
+    p.add_argument("--api-audiences", default="https://kubernetes.default.svc",
+                   help="audiences accepted in service-account tokens, comma separated")
+    p.add_argument("--authorization-mode", default="RBAC", choices=("RBAC", "AlwaysAllow"),
+                   help="RBAC (default) or AlwaysAllow (development only)")
+    p.add_argument("--insecure-http", action="store_true",
+                   help="serve plain HTTP with no authentication (loopback development only)")
+    p.add_argument("--store-timeout", type=float, default=10.0,
+                   help="seconds for one store request including failover")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    return p
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"kubelite apiserver: --listen {text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = _listen(args.listen)
+    if args.insecure_http:
+        if not host.startswith("127.") and host != "localhost":
+            raise SystemExit("kubelite apiserver: --insecure-http serves without "
+                             "authentication and is allowed on loopback addresses only")
+    elif not (args.tls_cert_file and args.tls_private_key_file):
+        raise SystemExit("kubelite apiserver: give --tls-cert-file and --tls-private-key-file "
+                         "(or --insecure-http on loopback for development)")
+    asyncio.run(_serve(args, host, port))
+    return 0
+
+
+async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
+    from apiserver import bootstrap, security
+    from apiserver.app import build_app
+    from apiserver.resources import ResourceHandlers
+    from apiserver.storage import Storage
+    from apiserver.watch_cache import WatchCache
+    from store.client import StoreClient
+
+    endpoints = [e.strip() for e in args.store_endpoints.split(",") if e.strip()]
+    client = StoreClient(endpoints, timeout=args.store_timeout)
+    await client.__aenter__()
+    storage = Storage(client)
+    cache = WatchCache(client)
+    await cache.start()
+    guard = None if args.insecure_http else security.from_args(args, storage)
+    handlers = ResourceHandlers(storage, cache)
+
+    async def ready() -> bool:
+        try:
+            await asyncio.wait_for(storage.current_revision(), 2.0)
+        except Exception:  # noqa: BLE001 (any failure means not ready)
+            return False
+        return True
+
+    app = build_app(handlers, guard, ready, f"{host}:{port}")
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    ssl_ctx = None
+    if not args.insecure_http:
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(args.tls_cert_file, args.tls_private_key_file)
+        if args.client_ca_file:
+            ssl_ctx.load_verify_locations(args.client_ca_file)
+            ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, reuse_address=True,
+                       backlog=1024)
+    await site.start()
+    scheme = "http" if args.insecure_http else "https"
+    log.info("apiserver serving on %s://%s:%d, store %s", scheme, host, port, endpoints)
+    boot = asyncio.create_task(bootstrap.ensure_defaults(storage), name="bootstrap")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    boot.cancel()
+    await runner.cleanup()
+    await cache.close()
+    await client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
