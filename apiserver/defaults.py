@@ -158,9 +158,9 @@ def _container(container: Obj) -> None:
             _http_get(hook.get("httpGet"))
     for env in _dicts(container.get("env")):
         value_from = env.get("valueFrom")
-        if isinstance(value_from, dict) and isinstance(value_from.get("fieldRef"), dict):
-            if not value_from["fieldRef"].get("apiVersion"):
-                value_from["fieldRef"]["apiVersion"] = "v1"
+        field_ref = value_from.get("fieldRef") if isinstance(value_from, dict) else None
+        if isinstance(field_ref, dict) and not field_ref.get("apiVersion"):
+            field_ref["apiVersion"] = "v1"
 
 
 def _http_get(action: object) -> None:

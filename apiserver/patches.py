@@ -44,7 +44,9 @@ class PatchError(Exception):
         self.code = code
 
 
-def apply_patch(content_type: str, original: dict[str, Any], patch: bytes, kind: str) -> dict[str, Any]:
+def apply_patch(
+    content_type: str, original: dict[str, Any], patch: bytes, kind: str
+) -> dict[str, Any]:
     """Return `original` with `patch` applied; `kind` picks the strategic-merge schema.
 
     `content_type` may carry parameters (`; charset=utf-8`); they are ignored. For
@@ -107,7 +109,9 @@ def json_patch(original: dict[str, Any], operations: Any) -> dict[str, Any]:
     return result
 
 
-def strategic_merge_patch(original: dict[str, Any], patch: dict[str, Any], kind: str) -> dict[str, Any]:
+def strategic_merge_patch(
+    original: dict[str, Any], patch: dict[str, Any], kind: str
+) -> dict[str, Any]:
     """Kubernetes' strategic merge patch for an object of `kind`."""
     try:
         return strategic_merge.apply(original, patch, kind)

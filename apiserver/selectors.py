@@ -161,18 +161,19 @@ def _go_int(text: str) -> int:
 def _new_requirement(key: str, operator: str, values: list[str]) -> Requirement:
     """labels.NewRequirement: validate, and fail with the aggregate of field errors."""
     errs: list[str] = []
+    shown = validation_errors.go_string_slice(values or None)  # Go passes a nil slice when empty
     key_msgs = validation_errors.label_key_errors(key)
     if key_msgs:
         errs.append(validation_errors.invalid_text("key", key, "; ".join(key_msgs)))
     if operator in (IN, NOT_IN) and not values:
-        errs.append(validation_errors.invalid_text("values", values, "for 'in', 'notin' operators, values set can't be empty"))
+        errs.append(validation_errors.invalid_text("values", shown, "for 'in', 'notin' operators, values set can't be empty"))
     if operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS) and len(values) != 1:
-        errs.append(validation_errors.invalid_text("values", values, "exact-match compatibility requires one single value"))
+        errs.append(validation_errors.invalid_text("values", shown, "exact-match compatibility requires one single value"))
     if operator in (EXISTS, DOES_NOT_EXIST) and values:
-        errs.append(validation_errors.invalid_text("values", values, "values set must be empty for exists and does not exist"))
+        errs.append(validation_errors.invalid_text("values", shown, "values set must be empty for exists and does not exist"))
     if operator in (GREATER_THAN, LESS_THAN):
         if len(values) != 1:
-            errs.append(validation_errors.invalid_text("values", values, "for 'Gt', 'Lt' operators, exactly one value is required"))
+            errs.append(validation_errors.invalid_text("values", shown, "for 'Gt', 'Lt' operators, exactly one value is required"))
         for i, value in enumerate(values):
             try:
                 _go_int(value)

@@ -93,7 +93,9 @@ _OBJECT = "Object"
 
 def _roots() -> dict[str, dict[str, Meta]]:
     """Whole-object schemas: metadata plus `<Kind>Spec` / `<Kind>Status` where tabled."""
-    kinds = {name[: -len(part)] for name in SCHEMA for part in ("Spec", "Status") if name.endswith(part)}
+    kinds = {
+        name[: -len(part)] for name in SCHEMA for part in ("Spec", "Status") if name.endswith(part)
+    }
     roots = {_OBJECT: {"metadata": _of("ObjectMeta")}}
     for kind in kinds - SCHEMA.keys():
         fields = {"metadata": _of("ObjectMeta")}

@@ -140,7 +140,11 @@ def invalid(kind: str, group: str, name: str, causes: Sequence[dict[str, Any]]) 
     cause stands alone, several are de-duplicated and joined inside `[a, b]`.
     """
     cause_list = [
-        {"reason": c.get("reason", ""), "message": c.get("message", ""), "field": c.get("field", "")}
+        {
+            "reason": c.get("reason", ""),
+            "message": c.get("message", ""),
+            "field": c.get("field", ""),
+        }
         for c in causes
     ]
     texts: list[str] = []
@@ -221,12 +225,17 @@ def too_large(message: str = "limit is 3145728") -> ApiError:
 
 
 def unsupported_media_type(
-    accepted: Sequence[str] = BODY_MEDIA_TYPES, message: str | None = None
+    content_type: str = "",
+    accepted: Sequence[str] = BODY_MEDIA_TYPES,
+    *,
+    message: str | None = None,
 ) -> ApiError:
-    """415; Kubernetes names the types it accepts, not the one it got.
+    """415 for a body in a media type we cannot read.
 
-    Use `PATCH_MEDIA_TYPES` for PATCH. `message` replaces the text for cases Kubernetes
-    would accept but we do not (a protobuf body of a kind we cannot decode).
+    Kubernetes names the types it accepts, never the one it got, so `content_type` (what
+    the client sent) does not appear in the message; pass `PATCH_MEDIA_TYPES` as
+    `accepted` for PATCH. `message` replaces the text where Kubernetes would have
+    accepted the body but we cannot (a protobuf body of a kind we have no decoder for).
     """
     text = message or (
         "the body of the request was in an unknown format - accepted media types include: "
@@ -262,7 +271,10 @@ def service_unavailable(message: str) -> ApiError:
 def internal_error(message: str) -> ApiError:
     """500 InternalError; Go repeats the cause in details.causes."""
     return _error(
-        500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]}
+        500,
+        "InternalError",
+        f"Internal error occurred: {message}",
+        {"causes": [{"message": message}]},
     )
 
 

@@ -141,7 +141,9 @@ def _discard_nulls(value: Json) -> None:
 
 
 def _is_directive_key(key: str) -> bool:
-    return key in (DIRECTIVE, RETAIN_KEYS) or key.startswith((SET_ORDER + "/", DELETE_FROM_LIST + "/"))
+    return key in (DIRECTIVE, RETAIN_KEYS) or key.startswith(
+        (SET_ORDER + "/", DELETE_FROM_LIST + "/")
+    )
 
 
 def _strip_directives(value: Json) -> Json:
@@ -155,7 +157,9 @@ def _strip_directives(value: Json) -> Json:
 # -- maps -----------------------------------------------------------------------------
 
 
-def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: str | None) -> dict[str, Any]:
+def _merge_map(
+    original: dict[str, Any], patch: dict[str, Any], schema: str | None
+) -> dict[str, Any]:
     if DIRECTIVE in patch:
         directive = patch.pop(DIRECTIVE)
         if directive == "replace":
@@ -221,7 +225,9 @@ def _apply_retain_keys(original: dict[str, Any], patch: dict[str, Any]) -> None:
         del original[key]
 
 
-def _merge_ordered_lists(original: dict[str, Any], patch: dict[str, Any], schema: str | None) -> None:
+def _merge_ordered_lists(
+    original: dict[str, Any], patch: dict[str, Any], schema: str | None
+) -> None:
     """Merge each list that has a `$setElementOrder/<list>` and put it in that order."""
     for directive in [k for k in patch if k.startswith(SET_ORDER)]:
         order = patch.pop(directive)
@@ -229,25 +235,24 @@ def _merge_ordered_lists(original: dict[str, Any], patch: dict[str, Any], schema
         key = _directive_target(directive, SET_ORDER, error)
         if not isinstance(order, list):
             raise StrategicMergeError(error)
-        live, patched = original.get(key), patch.get(key)
-        if (key in original and not isinstance(live, list)) or (
-            key in patch and not isinstance(patched, list)
-        ):
+        in_live, in_patch = key in original, key in patch
+        live, patched = original.get(key, []), patch.get(key, [])
+        if not isinstance(live, list) or not isinstance(patched, list):
             raise StrategicMergeError(error)
         meta = smp_schema.field(schema, key)
-        _check_order(patched or [], order, meta.merge_key)
-        if key in original and key in patch:
+        _check_order(patched, order, meta.merge_key)
+        if in_live and in_patch:
             if meta.strategy == "merge":
                 merged, server_order = _merge_list(live, patched, meta, False)
             else:
                 merged, server_order = patched, live
-        elif key in original:
+        elif in_live:
             merged, server_order = live, live
-        elif key in patch:
+        elif in_patch:
             merged, server_order = _remove_directives(patched)[0], []
         else:
             continue
-        kind = _element_kind(live or [], patched or [])
+        kind = _element_kind(live, patched)
         in_order, server_only = _partition(merged, order, meta.merge_key)
         original[key] = _normalize(in_order, server_only, order, server_order, meta.merge_key, kind)
         patch.pop(key, None)
@@ -257,13 +262,19 @@ def _check_order(patch_list: list[Json], order: list[Json], key: str) -> None:
     """The patch's items must appear in the `$setElementOrder` list, in the same order."""
     if not patch_list or not order:
         return
-    items = [p for p in patch_list if not (key and isinstance(p, dict) and p.get(DIRECTIVE) == "delete")]
+    items = [
+        p for p in patch_list if not (key and isinstance(p, dict) and p.get(DIRECTIVE) == "delete")
+    ]
     i = j = 0
     while i < len(items) and j < len(order):
         if isinstance(items[i], dict) and DIRECTIVE in items[i]:
             i += 1
             continue
-        if _same(_key_of(items[i], key), _key_of(order[j], key)) if key else _same(items[i], order[j]):
+        if (
+            _same(_key_of(items[i], key), _key_of(order[j], key))
+            if key
+            else _same(items[i], order[j])
+        ):
             i += 1
         j += 1
     if i < len(items) and j >= len(order):
@@ -348,7 +359,8 @@ def _aliased_order(remaining: list[Json], added: list[Json], deleted: int) -> li
 
 def _partition(items: list[Json], by: list[Json], key: str) -> tuple[list[Json], list[Json]]:
     """Split `items` into those present in `by` (by merge key) and the rest."""
-    present, rest = [], []
+    present: list[Json] = []
+    rest: list[Json] = []
     for item in items:
         if key:
             found = _find(by, key, _key_of(item, key)) >= 0
@@ -361,7 +373,11 @@ def _partition(items: list[Json], by: list[Json], key: str) -> tuple[list[Json],
 def _index(items: list[Json], value: Json, key: str, kind: str) -> int:
     for i, item in enumerate(items):
         if kind == "map":
-            if isinstance(item, dict) and isinstance(value, dict) and _same(item.get(key), value.get(key)):
+            if (
+                isinstance(item, dict)
+                and isinstance(value, dict)
+                and _same(item.get(key), value.get(key))
+            ):
                 return i
         elif _same(item, value):
             return i

@@ -8,9 +8,9 @@ fields (a Deployment's selector, a Job's template, most of a Pod's spec) must no
 An empty list means valid; `status.invalid(resource, name, causes)` turns a non-empty
 one into the 422 that kubectl prints as `The Pod "x" is invalid: ...`.
 
-The object metadata rules live here; the kinds live in validation_pods,
-validation_workloads, validation_core and validation_rbac; the wording in
-validation_errors.
+Object metadata rules live in validation_meta; the kinds in validation_pods (and
+validation_containers), validation_workloads, validation_core and validation_rbac;
+the wording and the string checks in validation_errors.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from apiserver import validation_core as core
 from apiserver import validation_errors as fe
+from apiserver import validation_meta as meta_validation
 from apiserver import validation_pods as pods
 from apiserver import validation_rbac as rbac
 from apiserver import validation_workloads as workloads
@@ -55,15 +56,16 @@ _KINDS: dict[str, KindValidator] = {
     "Endpoints": core.validate_endpoints,
     "Event": core.validate_event,
     "Lease": core.validate_lease,
-    "Role": rbac.validate_role,
-    "ClusterRole": rbac.validate_role,
-    "RoleBinding": rbac.validate_binding,
-    "ClusterRoleBinding": rbac.validate_binding,
+    "Role": lambda obj, old: rbac.validate_role(obj, old, namespaced=True),
+    "ClusterRole": lambda obj, old: rbac.validate_role(obj, old, namespaced=False),
+    "RoleBinding": lambda obj, old: rbac.validate_binding(obj, old, namespaced=True),
+    "ClusterRoleBinding": lambda obj, old: rbac.validate_binding(obj, old, namespaced=False),
 }
 
-
-validate_labels = fe.validate_labels
-validate_annotations = fe.validate_annotations
+validate_labels = meta_validation.validate_labels
+validate_annotations = meta_validation.validate_annotations
+validate_object_meta = meta_validation.validate_object_meta
+validate_object_meta_update = meta_validation.validate_object_meta_update
 
 
 def validate(kind: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[Cause]:
@@ -78,8 +80,8 @@ def validate(kind: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None = 
             causes.append(fe.required("metadata.name", "name or generateName is required"))
     else:
         if old_d is not None:
-            causes += validate_object_meta_update(meta, fe.dict_of(old_d.get("metadata")))
-        causes += validate_object_meta(kind, meta)
+            causes += meta_validation.validate_object_meta_update(meta, fe.dict_of(old_d.get("metadata")))
+        causes += meta_validation.validate_object_meta(meta, _NAME_FNS.get(kind, fe.name_is_dns_subdomain), is_namespaced(kind))
     validator = _KINDS.get(kind)
     if validator is not None:
         causes += validator(obj_d, old_d)
@@ -104,88 +106,6 @@ def invalid_name_message(kind: str, name: str, field: str = "metadata.name") -> 
 def url_name_errors(name: str) -> list[str]:
     """What the REST layer checks of a name in a URL path (IsValidPathSegmentName)."""
     return fe.path_segment_errors(name)
-
-
-def validate_object_meta(kind: str, meta: Mapping[str, Any], path: str = "metadata") -> list[Cause]:
-    """ValidateObjectMeta, except a name may still be missing when generateName is set."""
-    causes: list[Cause] = []
-    name_fn = _NAME_FNS.get(kind, fe.name_is_dns_subdomain)
-    name, generate_name = fe.str_of(meta.get("name")), fe.str_of(meta.get("generateName"))
-    if generate_name:
-        causes += [fe.invalid(f"{path}.generateName", generate_name, m) for m in name_fn(generate_name, True)]
-    if not name:
-        if not generate_name:
-            causes.append(fe.required(f"{path}.name", "name or generateName is required"))
-    else:
-        causes += [fe.invalid(f"{path}.name", name, m) for m in name_fn(name, False)]
-    namespace = fe.str_of(meta.get("namespace"))
-    if is_namespaced(kind):
-        if not namespace:
-            causes.append(fe.required(f"{path}.namespace"))
-        else:
-            causes += [fe.invalid(f"{path}.namespace", namespace, m) for m in fe.dns1123_label_errors(namespace)]
-    elif namespace:
-        causes.append(fe.forbidden(f"{path}.namespace", "not allowed on this type"))
-    causes += fe.nonnegative(f"{path}.generation", meta.get("generation"))
-    causes += fe.validate_labels(meta.get("labels"), f"{path}.labels")
-    causes += fe.validate_annotations(meta.get("annotations"), f"{path}.annotations")
-    causes += _owner_references(meta.get("ownerReferences"), f"{path}.ownerReferences")
-    causes += _finalizers(meta.get("finalizers"), f"{path}.finalizers")
-    return causes
-
-
-def validate_object_meta_update(new: Mapping[str, Any], old: Mapping[str, Any], path: str = "metadata") -> list[Cause]:
-    """ValidateObjectMetaUpdate's immutables. A missing uid is taken as "unchanged"."""
-    causes: list[Cause] = []
-    if isinstance(new.get("generation"), int) and isinstance(old.get("generation"), int):
-        if new["generation"] < old["generation"]:
-            causes.append(fe.invalid(f"{path}.generation", new["generation"], "must not be decremented"))
-    for key in ("name", "namespace"):
-        causes += fe.immutable(f"{path}.{key}", fe.str_of(new.get(key)), fe.str_of(old.get(key)))
-    if new.get("uid"):
-        causes += fe.immutable(f"{path}.uid", fe.str_of(new.get("uid")), fe.str_of(old.get("uid")))
-    if old.get("deletionTimestamp"):
-        added = sorted(set(fe.list_of(new.get("finalizers"))) - set(fe.list_of(old.get("finalizers"))))
-        if added:
-            causes.append(fe.forbidden(
-                f"{path}.finalizers",
-                f"no new finalizers can be added if the object is being deleted, found new finalizers {fe.go_string_slice(added)}"))
-    return causes
-
-
-def _owner_references(refs: object, path: str) -> list[Cause]:
-    causes: list[Cause] = []
-    controller = ""
-    for ref in fe.dicts_of(refs):
-        api_version = fe.str_of(ref.get("apiVersion"))
-        if not api_version.rpartition("/")[2]:
-            causes.append(fe.invalid(f"{path}.apiVersion", api_version, "version must not be empty"))
-        for key in ("kind", "name", "uid"):
-            if not ref.get(key):
-                causes.append(fe.invalid(f"{path}.{key}", fe.str_of(ref.get(key)), "must not be empty"))
-        if api_version == "v1" and ref.get("kind") == "Event":
-            causes.append(fe.invalid(path, fe.GoText("{...}"), "/v1, Kind=Event is disallowed from being an owner"))
-        if ref.get("controller") is True:
-            current = f"{fe.str_of(ref.get('kind'))}/{fe.str_of(ref.get('name'))}"
-            if controller:
-                causes.append(fe.invalid(path, fe.GoText("[...]"), (
-                    'Only one reference can have Controller set to true. Found "true" in references for '
-                    f"{controller} and {current}")))
-            else:
-                controller = current
-    return causes
-
-
-def _finalizers(finalizers: object, path: str) -> list[Cause]:
-    names = [fe.str_of(f) for f in fe.list_of(finalizers)]
-    causes: list[Cause] = []
-    for name in names:
-        causes += [fe.invalid(path, name, m) for m in fe.label_key_errors(name)]
-    if "orphan" in names and "foregroundDeletion" in names:
-        causes.append(fe.invalid(path, fe.go_string_slice(names), "finalizer orphan and foregroundDeletion cannot be both set"))
-    for i, name in enumerate(names):
-        causes += fe.kube_finalizer_errors(name, f"{path}[{i}]")
-    return causes
 
 
 def _unique(causes: list[Cause]) -> list[Cause]:

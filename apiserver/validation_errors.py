@@ -383,39 +383,6 @@ def name_is_path_segment(name: str, prefix: bool) -> list[str]:
     return path_segment_errors(name)
 
 
-# --- metadata maps ----------------------------------------------------------------------
-
-TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
-_STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
-
-
-def validate_labels(labels: object, path: str) -> list[Cause]:
-    """ValidateLabels: every key a qualified name, every value a label value; errors at `path`."""
-    causes: list[Cause] = []
-    for key, value in sorted(dict_of(labels).items()):
-        causes += [invalid(path, key, m) for m in label_key_errors(key)]
-        text = str_of(value)
-        causes += [invalid(path, text, m) for m in label_value_errors(text)]
-    return causes
-
-
-def validate_annotations(annotations: object, path: str) -> list[Cause]:
-    """ValidateAnnotations: keys are qualified names (case-insensitively); 256 KiB in total."""
-    items = dict_of(annotations)
-    causes = [invalid(path, key, m) for key in sorted(items) for m in label_key_errors(key.lower())]
-    total = sum(len(k.encode()) + len(str_of(v).encode()) for k, v in items.items())
-    if total > TOTAL_ANNOTATION_SIZE_LIMIT:
-        causes.append(too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT))
-    return causes
-
-
-def kube_finalizer_errors(name: str, path: str) -> list[Cause]:
-    """validateKubeFinalizerName: an unqualified finalizer must be one Kubernetes knows."""
-    if "/" not in name and name not in _STANDARD_FINALIZERS:
-        return [invalid(path, name, "name is neither a standard finalizer name nor is it fully qualified")]
-    return []
-
-
 # --- tolerant readers: objects are decoded JSON, so any field may have any type -------
 
 

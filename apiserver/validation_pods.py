@@ -15,6 +15,7 @@ from typing import Any
 
 from apiserver import validation_containers as containers
 from apiserver import validation_errors as fe
+from apiserver import validation_meta as meta_validation
 
 Cause = fe.Cause
 MAX_INT32 = 2**31 - 1
@@ -58,8 +59,8 @@ def validate_pod_template(obj: dict, old: dict | None) -> list[Cause]:
 def pod_template_spec(template: dict, path: str) -> list[Cause]:
     """ValidatePodTemplateSpec: template metadata labels/annotations, then the pod spec."""
     meta = fe.dict_of(template.get("metadata"))
-    causes = fe.validate_labels(meta.get("labels"), f"{path}.labels")
-    causes += fe.validate_annotations(meta.get("annotations"), f"{path}.annotations")
+    causes = meta_validation.validate_labels(meta.get("labels"), f"{path}.labels")
+    causes += meta_validation.validate_annotations(meta.get("annotations"), f"{path}.annotations")
     spec = fe.dict_of(template.get("spec"))
     causes += pod_spec(spec, f"{path}.spec", is_pod=False)
     if fe.list_of(spec.get("ephemeralContainers")):
@@ -88,7 +89,7 @@ def pod_spec(spec: dict, path: str, is_pod: bool) -> list[Cause]:
                                              "must match `containerPort` when `hostNetwork` is true"))
     causes += _enum(spec.get("restartPolicy"), _RESTART_POLICIES, f"{path}.restartPolicy")
     causes += _enum(spec.get("dnsPolicy"), _DNS_POLICIES, f"{path}.dnsPolicy")
-    causes += fe.validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    causes += meta_validation.validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
     causes += _security_context(fe.dict_of(spec.get("securityContext")), f"{path}.securityContext")
     for i, secret in enumerate(fe.dicts_of(spec.get("imagePullSecrets"))):
         if set(secret) - {"name"}:

@@ -61,6 +61,13 @@ BUCKETS = [
 ]
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """{thread id: (user s, system s)} of a process (main thread's id == pid)."""
+    import psutil
+
+    return {t.id: (t.user_time, t.system_time) for t in psutil.Process(pid).threads()}
+
+
 def leader_and_follower(c: KubeliteCluster) -> tuple[int, int]:
     leader = wait_for_leader(c)
     follower = next(i for i in range(len(c.members)) if i != leader)
@@ -160,6 +167,8 @@ def main() -> int:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.5)
         targets = {"leader": c.members[leader].proc.pid, "follower": c.members[follower].proc.pid}
+        cpu0 = {role: thread_cpu(pid) for role, pid in targets.items()}
+        t_cpu0 = time.monotonic()
         files = {}
         for role, pid in targets.items():
             for gil in (False, True):
@@ -174,6 +183,8 @@ def main() -> int:
                                               stderr=subprocess.DEVNULL))
         for p in spies:
             p.wait(timeout=a.seconds + 60)
+        cpu1 = {role: thread_cpu(pid) for role, pid in targets.items()}
+        t_cpu = time.monotonic() - t_cpu0
         res_out, _ = load.communicate(timeout=a.seconds + 60)
         bench = json.loads(res_out.strip().splitlines()[-1])
         (out / "bench.json").write_text(json.dumps(bench, indent=1))
@@ -182,6 +193,17 @@ def main() -> int:
                   f"bench: {json.dumps({k: bench.get(k) for k in ('throughput_ops', 'put_throughput_ops')})}"
                   f" latency {json.dumps(bench.get('latency') or bench.get('send_to_all_watchers'))}",
                   ""]
+        report.append(f"Per-thread CPU (psutil, user+system) over {t_cpu:.1f} s, in cores:")
+        for role in targets:
+            parts = []
+            for tid, (u1, s1) in sorted(cpu1[role].items()):
+                u0, s0 = cpu0[role].get(tid, (0.0, 0.0))
+                used = (u1 - u0) + (s1 - s0)
+                if used > 0.01:
+                    parts.append(f"tid {tid}: {used / t_cpu:.2f} (user {(u1 - u0) / t_cpu:.2f}, "
+                                 f"sys {(s1 - s0) / t_cpu:.2f})")
+            report.append(f"- {role} (pid {targets[role]}): " + "; ".join(parts))
+        report.append("")
         for (role, gil), f in files.items():
             if f.exists():
                 report.append(f"## {role} {'(GIL holder only)' if gil else '(all active samples)'}")

@@ -23,6 +23,8 @@ from store.raft_node import RaftTimings
 
 log = logging.getLogger("kubelite.store")
 
+SWITCH_INTERVAL = 0.0005  # seconds; see run_member
+
 
 def member_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -139,6 +141,10 @@ def run_member(argv: list[str]) -> int:
         await runner.cleanup()
         await member.close()
 
+    # Two threads share the GIL here: the HTTP loop and pysyncobj's Raft thread. A thread
+    # that wakes up (a peer message, a client request) waits for the other to let go of
+    # the GIL, by default up to 5 ms; every Raft round crosses that several times.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     asyncio.run(main())
     return 0
 

@@ -5,6 +5,12 @@ its own: the leader expires leases (deciding with its clock, applying through th
 so every replica agrees) and extends all leases when it takes over, each member
 publishes its name and client URLs into the replicated member table, and a member that
 finds itself removed from the cluster stops.
+
+pysyncobj drops a node from the Raft group before the member table's MEMBER_REMOVE entry
+is committed, so a removed voter never receives that entry and never hears the answer
+to a removal it asked for itself. Hence: a member left without a leader for a while asks
+the others' member/list whether it is still listed (etcd's removed member learns it
+from its peers too), and a member asked to remove itself lets the leader do it.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import zlib
 from dataclasses import dataclass, field
 
 import aiohttp
+import orjson
 
-from store import errors, membership
+from store import codec, errors, membership
 from store.commands import CommandType
 from store.raft_node import Proposer, RaftNode, RaftTimings
 from store.watch_hub import WatchHub
@@ -25,6 +32,9 @@ from store.watch_hub import WatchHub
 log = logging.getLogger(__name__)
 
 API_VERSION = "3.4.23"
+REMOVAL_PROBE_AFTER = 3.0  # seconds without a leader before asking the others
+REMOVAL_PROBE_EVERY = 2.0
+REMOVAL_PROBE_TIMEOUT = 1.0
 
 
 @dataclass
@@ -56,6 +66,8 @@ class Member:
         self._hub_ready = False
         self._published = False
         self._was_leader = False
+        self._leaderless_since: float | None = None
+        self._last_removal_probe = 0.0
         self._tasks: list[asyncio.Task] = []
         self._size = 0
         self._size_at = 0.0
@@ -117,7 +129,9 @@ class Member:
                 await self.proposer.propose(
                     (int(CommandType.LEASE_EXPIRE), tuple(expired), now), self.request_timeout)
         if self.raft.leader_addr is None:
+            await self._probe_removed()
             return
+        self._leaderless_since = None
         mine = self._my_entry()
         if not self._published or mine is None or mine["clientURLs"] != self.config.client_urls:
             if mine is None and self._published:
@@ -130,6 +144,40 @@ class Member:
                  (membership.peer_url(self.config.peer_addr),),
                  tuple(self.config.client_urls)), self.request_timeout)
             self._published = True
+
+    async def _probe_removed(self) -> None:
+        """Stop if, after a while without a leader, another member no longer lists us.
+
+        A member that is merely cut off hears nothing, or hears that it is listed.
+        """
+        now = self.loop.time()
+        if self.stopped.is_set():
+            return
+        if self._leaderless_since is None:
+            self._leaderless_since = now
+        if (not self._published or now - self._leaderless_since < REMOVAL_PROBE_AFTER
+                or now - self._last_removal_probe < REMOVAL_PROBE_EVERY):
+            return
+        self._last_removal_probe = now
+        urls = [m["clientURLs"][0] for m in self.members()
+                if m["ID"] != self.member_id and m["clientURLs"]]
+        timeout = aiohttp.ClientTimeout(total=REMOVAL_PROBE_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for url in urls:
+                try:
+                    async with session.post(url.rstrip("/") + "/v3/cluster/member/list",
+                                            data=b"{}") as resp:
+                        if resp.status != 200:
+                            continue
+                        listed = codec.decode("MemberListResponse", await resp.read())
+                except (aiohttp.ClientError, TimeoutError, errors.EtcdError):
+                    continue
+                ids = {m["ID"] for m in listed["members"]}
+                if ids and self.member_id not in ids:
+                    log.warning("member %s was removed from the cluster (%s no longer lists "
+                                "it); stopping", self.config.name, url)
+                    self.stopped.set()
+                    return
 
     async def _seed_members(self) -> None:
         """Record the initial members (etcd lists unstarted members too).
@@ -283,6 +331,8 @@ class Member:
         if target is None:
             raise errors.member_not_found()
         addr = membership.peer_addr(target["peerURLs"][0])
+        if target_id == self.member_id and not target.get("isLearner"):
+            return await self._remove_self_through_leader()
         if not target.get("isLearner"):
             if target_id == self.leader_id():
                 await self._step_aside(target_id)
@@ -293,17 +343,55 @@ class Member:
             raise result
         return {"header": {}, "members": self.members()}
 
+    async def _remove_self_through_leader(self) -> dict:
+        """The Raft group drops us before it could answer us: let the leader remove us."""
+        if self.raft.is_leader:
+            await self._step_aside(self.member_id)
+        leader = next((m for m in self.members() if m["ID"] == self.leader_id()), None)
+        if leader is None or not leader["clientURLs"]:
+            raise errors.no_leader()
+        url = leader["clientURLs"][0].rstrip("/") + "/v3/cluster/member/remove"
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session, \
+                    session.post(url, data=orjson.dumps({"ID": str(self.member_id)})) as resp:
+                status, raw = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise errors.request_timed_out() from exc
+        if status != 200:
+            try:
+                body = orjson.loads(raw)
+                err = errors.EtcdError(body["message"], errors.GrpcCode(body["code"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                err = errors.EtcdError(f"kubelite: leader answered HTTP {status}",
+                                       errors.GrpcCode.UNKNOWN)
+            raise err
+        reply = codec.decode("MemberRemoveResponse", raw)
+        return {"header": {}, "members": reply["members"]}
+
     async def _step_aside(self, leader_id: int) -> None:
-        """The leader cannot remove itself in pysyncobj: hand leadership over first."""
-        if leader_id == self.member_id:
-            await self.transfer_leadership(0)
-        else:
-            await self._ask_leader_to_transfer(leader_id)
+        """The leader cannot remove itself in pysyncobj: hand leadership over first.
+
+        A hand-over can fail: writes forwarded by other followers may leave the chosen
+        follower's log behind theirs, so it loses the election and the old leader wins
+        again. Ask again after an election's time, until the request deadline.
+        """
         deadline = self.loop.time() + self.request_timeout
+        settle = 2.0 * self.config.timings.election_max
         while self.loop.time() < deadline:
-            if self.leader_id() not in (0, leader_id):
-                return
-            await asyncio.sleep(0.1)
+            try:
+                if leader_id == self.member_id:
+                    if self.raft.is_leader:
+                        await self.transfer_leadership(0, deadline)
+                else:
+                    await self._ask_leader_to_transfer(leader_id)
+            except (errors.EtcdError, aiohttp.ClientError, TimeoutError) as exc:
+                log.debug("leadership transfer not done yet: %r", exc)
+            until = min(deadline, self.loop.time() + settle)
+            while self.loop.time() < until:
+                if self.leader_id() not in (0, leader_id):
+                    return
+                await asyncio.sleep(0.05)
         raise errors.request_timed_out()
 
     async def _ask_leader_to_transfer(self, leader_id: int) -> None:
@@ -316,7 +404,7 @@ class Member:
                 session.post(url, data=b"{}") as resp:
             await resp.read()
 
-    async def transfer_leadership(self, target_id: int) -> None:
+    async def transfer_leadership(self, target_id: int, deadline: float | None = None) -> None:
         if not self.raft.is_leader:
             raise errors.EtcdError("etcdserver: not leader", errors.GrpcCode.FAILED_PRECONDITION)
         target = None
@@ -327,17 +415,20 @@ class Member:
             target = membership.peer_addr(found["peerURLs"][0])
         # pysyncobj hands leadership only to a follower whose log matches the leader's up
         # to the last entry, and refuses (REQUEST_DENIED) otherwise. Under a steady write
-        # load that holds only now and then, so keep asking until the request deadline.
-        deadline = self.loop.time() + self.request_timeout
-        while True:
-            try:
-                await self._raft_call(
-                    lambda cb: self.raft.node.transferLeadership(target, callback=cb))
-                return
-            except errors.EtcdError:
-                if self.loop.time() > deadline or not self.raft.is_leader:
-                    raise
-                await asyncio.sleep(0.01)
+        # load that holds only now and then: hold this member's proposals back (as etcd's
+        # leader does during a transfer) and keep asking until the request deadline.
+        if deadline is None:
+            deadline = self.loop.time() + self.request_timeout
+        with self.proposer.paused():
+            while True:
+                try:
+                    await self._raft_call(
+                        lambda cb: self.raft.node.transferLeadership(target, callback=cb))
+                    return
+                except errors.EtcdError:
+                    if self.loop.time() > deadline or not self.raft.is_leader:
+                        raise
+                    await asyncio.sleep(0.01)
 
     async def _change_cluster(self, change, addr: str) -> None:
         deadline = self.loop.time() + self.request_timeout

@@ -21,13 +21,14 @@ Only this module touches pysyncobj.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
 import pickle
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,7 +271,18 @@ class Proposer:
         self._max_batch = max_batch
         self._pending: list[tuple[tuple, asyncio.Future | None]] = []
         self._inflight: list[_Batch] = []  # handed to pysyncobj, not called back yet
+        self._paused = 0
         self._barrier_waiters: list[asyncio.Future] = []
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Propose nothing new meanwhile (requests wait, within their own timeouts)."""
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+            self._maybe_flush()
 
     async def propose(self, command: tuple, timeout: float) -> Any:
         """Replicate one command; return its result once applied on this member.
@@ -306,7 +318,7 @@ class Proposer:
 
     def _maybe_flush(self) -> None:
         self._inflight = [b for b in self._inflight if not b.abandoned()]
-        while len(self._inflight) < self._max_inflight:
+        while not self._paused and len(self._inflight) < self._max_inflight:
             live = [(c, f) for c, f in self._pending if f is None or not f.done()]
             chunk, self._pending = live[:self._max_batch], live[self._max_batch:]
             barriers = [f for f in self._barrier_waiters if not f.done()]

@@ -12,7 +12,9 @@ import pytest
 from apiserver import patches
 from apiserver.patches import PatchError, apply_patch
 
-CAPTURED = json.loads((Path(__file__).parent / "data" / "kubectl-patches.json").read_text())["requests"]
+CAPTURED = json.loads((Path(__file__).parent / "data" / "kubectl-patches.json").read_text())[
+    "requests"
+]
 SMP = patches.STRATEGIC_MERGE_PATCH
 MERGE = patches.MERGE_PATCH
 JSONP = patches.JSON_PATCH
@@ -158,8 +160,12 @@ def test_server_side_apply_creates_then_merges_without_removing() -> None:
     created = apply_patch(APPLY, {}, body, "Deployment")
     assert created == json.loads(body)
     live = live_deployment()
-    yaml_body = b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 7\n"
-    yaml_body += b"  template:\n    spec:\n      containers:\n      - {name: side, image: nginx:2}\n"
+    yaml_body = (
+        b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 7\n"
+    )
+    yaml_body += (
+        b"  template:\n    spec:\n      containers:\n      - {name: side, image: nginx:2}\n"
+    )
     out = apply_patch(APPLY, live, yaml_body, "Deployment")
     assert out["spec"]["replicas"] == 7 and out["status"] == live["status"]
     assert [(c["name"], c["image"]) for c in containers(out)] == [
@@ -187,7 +193,10 @@ def test_unreadable_bodies(content_type: str, body: bytes, code: int) -> None:
 
 
 def pod(*names: str, **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "p"}, "spec": {"containers": [{"name": n, "image": n} for n in names], **spec}}
+    return {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": n, "image": n} for n in names], **spec},
+    }
 
 
 def test_an_added_container_goes_first_without_set_element_order() -> None:
@@ -195,7 +204,9 @@ def test_an_added_container_goes_first_without_set_element_order() -> None:
     out = smp(pod("a", "b"), {"spec": {"containers": [{"name": "c", "image": "c"}]}}, "Pod")
     assert [c["name"] for c in out["spec"]["containers"]] == ["c", "a", "b"]
     order = {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}
-    out = smp(pod("a", "b"), {"spec": {**order, "containers": [{"name": "c", "image": "c"}]}}, "Pod")
+    out = smp(
+        pod("a", "b"), {"spec": {**order, "containers": [{"name": "c", "image": "c"}]}}, "Pod"
+    )
     assert [c["name"] for c in out["spec"]["containers"]] == ["a", "b", "c"]
 
 
@@ -233,17 +244,24 @@ def test_lists_merge_by_their_declared_keys() -> None:
                 }
             ],
             "initContainers": [{"name": "init", "image": "y"}],
-            "volumes": [{"name": "v1", "$retainKeys": ["name", "configMap"], "configMap": {"name": "c"}}],
+            "volumes": [
+                {"name": "v1", "$retainKeys": ["name", "configMap"], "configMap": {"name": "c"}}
+            ],
             "tolerations": [{"key": "b", "operator": "Exists"}],
             "hostAliases": [{"ip": "1.2.3.4", "hostnames": ["b"]}],
         },
     }
     out = smp(live, patch, "Pod")
     main = out["spec"]["containers"][0]
-    assert main["ports"] == [{"containerPort": 80, "name": "http", "protocol": "TCP"}, {"containerPort": 81}]
+    assert main["ports"] == [
+        {"containerPort": 80, "name": "http", "protocol": "TCP"},
+        {"containerPort": 81},
+    ]
     assert main["volumeMounts"] == [{"mountPath": "/a", "name": "v1", "readOnly": True}]
     assert out["spec"]["initContainers"] == [{"name": "init", "image": "y"}]
-    assert out["spec"]["volumes"] == [{"name": "v1", "configMap": {"name": "c"}}]  # emptyDir cleared
+    assert out["spec"]["volumes"] == [
+        {"name": "v1", "configMap": {"name": "c"}}
+    ]  # emptyDir cleared
     assert out["spec"]["tolerations"] == [{"key": "b", "operator": "Exists"}]  # atomic: replaced
     assert out["spec"]["hostAliases"] == [{"ip": "1.2.3.4", "hostnames": ["b"]}]
     assert out["metadata"]["ownerReferences"] == [
@@ -252,11 +270,29 @@ def test_lists_merge_by_their_declared_keys() -> None:
 
 
 def test_service_ports_by_port_and_conditions_by_type() -> None:
-    svc = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 9090}]}}
+    svc = {
+        "metadata": {"name": "s"},
+        "spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 9090}]},
+    }
     out = smp(svc, {"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443}]}}, "Service")
-    assert out["spec"]["ports"] == [{"port": 80, "targetPort": 8080, "name": "http"}, {"port": 443}, {"port": 9090}]
-    status = {"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}}
-    out = smp({"metadata": {"name": "p"}} | status, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, "Pod")
+    assert out["spec"]["ports"] == [
+        {"port": 80, "targetPort": 8080, "name": "http"},
+        {"port": 443},
+        {"port": 9090},
+    ]
+    status = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {"type": "Initialized", "status": "True"},
+            ]
+        }
+    }
+    out = smp(
+        {"metadata": {"name": "p"}} | status,
+        {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        "Pod",
+    )
     assert out["status"]["conditions"] == [
         {"type": "Ready", "status": "True"},
         {"type": "Initialized", "status": "True"},
@@ -265,7 +301,9 @@ def test_service_ports_by_port_and_conditions_by_type() -> None:
 
 def test_finalizers_merge_as_an_ordered_set() -> None:
     live = {"metadata": {"name": "x", "finalizers": ["a", "b"]}}
-    assert smp(live, {"metadata": {"finalizers": ["c", "a"]}}, "ConfigMap")["metadata"]["finalizers"] == [
+    assert smp(live, {"metadata": {"finalizers": ["c", "a"]}}, "ConfigMap")["metadata"][
+        "finalizers"
+    ] == [
         "c",
         "a",
         "b",
@@ -286,7 +324,13 @@ def test_map_and_list_directives() -> None:
     assert replaced["spec"]["selector"] == {"matchLabels": {"x": "y"}}
     deleted = smp(live, {"spec": {"template": {"metadata": {"$patch": "delete"}}}})
     assert deleted["spec"]["template"]["metadata"] == {}
-    only = {"spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "solo", "image": "i"}]}}}}
+    only = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"$patch": "replace"}, {"name": "solo", "image": "i"}]}
+            }
+        }
+    }
     assert containers(smp(live, only)) == [{"name": "solo", "image": "i"}]
     with pytest.raises(PatchError, match="unknown patch type: merge"):
         smp(live, {"spec": {"$patch": "merge"}})
