@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
                    help="serve plain HTTP with no authentication (loopback development only)")
     p.add_argument("--store-timeout", type=float, default=10.0,
                    help="seconds for one store request including failover")
+    p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
+                   help="seconds between store compactions (0 disables); history of one "
+                        "interval is always kept for watchers")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
-    from apiserver import bootstrap, security
+    from apiserver import bootstrap, maintenance, security
     from apiserver.app import build_app
     from apiserver.resources import ResourceHandlers
     from apiserver.storage import Storage
@@ -115,13 +118,19 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     await site.start()
     scheme = "http" if args.insecure_http else "https"
     log.info("apiserver serving on %s://%s:%d, store %s", scheme, host, port, endpoints)
-    boot = asyncio.create_task(bootstrap.ensure_defaults(storage), name="bootstrap")
+    tasks = [asyncio.create_task(bootstrap.ensure_defaults(storage), name="bootstrap"),
+             asyncio.create_task(maintenance.namespace_loop(storage), name="namespaces")]
+    if args.etcd_compaction_interval > 0:
+        tasks.append(asyncio.create_task(
+            maintenance.compaction_loop(storage, args.etcd_compaction_interval),
+            name="compaction"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    boot.cancel()
+    for task in tasks:
+        task.cancel()
     await runner.cleanup()
     await cache.close()
     await client.close()

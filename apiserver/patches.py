@@ -23,7 +23,6 @@ import json
 from typing import Any
 
 import jsonpatch
-import jsonpointer
 import yaml
 
 from apiserver import strategic_merge
@@ -100,7 +99,7 @@ def json_patch(original: dict[str, Any], operations: Any) -> dict[str, Any]:
         raise PatchError(f"the JSON patch test operation failed: {err}", 422) from None
     except jsonpatch.InvalidJsonPatch as err:
         raise PatchError(f"invalid JSON patch: {err}") from None
-    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as err:
+    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as err:
         raise PatchError(f"the JSON patch could not be applied: {err}", 422) from None
     except (TypeError, ValueError, KeyError, IndexError) as err:
         raise PatchError(f"the JSON patch could not be applied: {err}", 422) from None

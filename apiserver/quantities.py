@@ -129,11 +129,12 @@ def parse_quantity(text: str) -> Quantity:
         return Quantity(Decimal(0), DECIMAL_SI, "0")
     negative, num, denom, suffix = _scan(text)
     base, exponent, fmt = _interpret(suffix)
-    coefficient = int(num + denom)
+    sign = "-" if negative else ""
     if base == 10:
-        value = _decimal(negative, coefficient, exponent - len(denom))
+        value = Decimal(f"{sign}{num}{denom}E{exponent - len(denom)}")
     else:
-        value = _decimal(negative, coefficient << exponent, -len(denom))
+        digits = Decimal(f"{sign}{num}{denom}E{-len(denom)}")
+        value = decimal.Context(prec=len(num + denom) + 25).multiply(digits, Decimal(2**exponent))
     value = _round_away(value, _NANO)
     if fmt == BINARY_SI and abs(value) > MAX_INT64:
         value = Decimal(-MAX_INT64 if negative else MAX_INT64)
@@ -244,10 +245,6 @@ def _reuses_text(num: str, denom: str, exponent: int, base: int) -> bool:
     return exponent % 10 == 0 and int(num) & 7 != 0
 
 
-def _decimal(negative: bool, coefficient: int, exponent: int) -> Decimal:
-    return Decimal(f"{'-' if negative else ''}{coefficient}E{exponent}")
-
-
 def _round_away(value: Decimal, step: Decimal) -> Decimal:
     """Round a non-zero value away from zero to a multiple of `step` (1e-9 or 1e-3)."""
     if value == 0 or int(value.as_tuple().exponent) >= int(step.as_tuple().exponent):
@@ -258,15 +255,17 @@ def _round_away(value: Decimal, step: Decimal) -> Decimal:
     return value.quantize(step, context=ctx)
 
 
-def _mantissa_exponent(value: Decimal) -> tuple[int, int]:
-    """AsCanonicalBytes: strip trailing zeros, then lower the exponent to a multiple of 3."""
+def _mantissa_exponent(value: Decimal) -> tuple[str, int]:
+    """AsCanonicalBytes: strip trailing zeros, then lower the exponent to a multiple of 3.
+
+    Works on the digit string, so a quantity of any length prints without int() limits.
+    """
     sign, digits, exp = value.as_tuple()
-    text = "".join(map(str, digits))
+    text = "".join(map(str, digits)).lstrip("0")
     stripped = text.rstrip("0") or "0"
     exponent = int(exp) + len(text) - len(stripped)
     shift = exponent % 3
-    mantissa = int(stripped) * 10**shift
-    return (-mantissa if sign else mantissa), exponent - shift
+    return ("-" if sign else "") + stripped + "0" * shift, exponent - shift
 
 
 def _binary_text(value: int) -> str | None:

@@ -16,6 +16,7 @@ parser does. Field selectors live in apiserver.field_selectors and are re-export
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ DOES_NOT_EXIST = "!"
 GREATER_THAN = "gt"
 LESS_THAN = "lt"
 _BINARY_OPERATORS = (IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER_THAN, LESS_THAN)
+_INT_RE = re.compile(r"[+-]?[0-9]{1,20}")
 _DICT_OPERATORS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
 
 # Re-exported so callers have one module for both kinds of selector.
@@ -148,9 +150,7 @@ def _sorted(reqs: Iterable[Requirement]) -> LabelSelector:
 
 def _go_int(text: str) -> int:
     """strconv.ParseInt(text, 10, 64)."""
-    if not text or not (text.lstrip("+-").isascii() and text.lstrip("+-").isdigit()):
-        raise ValueError(text)
-    if text[0] in "+-" and text[1:2] in "+-":
+    if not _INT_RE.fullmatch(text):
         raise ValueError(text)
     value = int(text)
     if not -(2**63) <= value < 2**63:

@@ -27,11 +27,10 @@ DUPLICATE = "FieldValueDuplicate"
 FORBIDDEN = "FieldValueForbidden"
 TOO_LONG = "FieldValueTooLong"
 NOT_FOUND = "FieldValueNotFound"
-TYPE_INVALID = "FieldValueTypeInvalid"
 _TITLES = {
     REQUIRED: "Required value", INVALID: "Invalid value", NOT_SUPPORTED: "Unsupported value",
     DUPLICATE: "Duplicate value", FORBIDDEN: "Forbidden", TOO_LONG: "Too long",
-    NOT_FOUND: "Not found", TYPE_INVALID: "Invalid value",
+    NOT_FOUND: "Not found",
 }
 FIELD_IMMUTABLE = "field is immutable"
 IS_NEGATIVE = "must be greater than or equal to 0"
@@ -139,10 +138,6 @@ def duplicate(field: str, value: object) -> Cause:
 
 def not_found(field: str, value: object, detail: str = "") -> Cause:
     return cause(NOT_FOUND, field, _body(NOT_FOUND, value, detail))
-
-
-def type_invalid(field: str, value: object, detail: str) -> Cause:
-    return cause(TYPE_INVALID, field, _body(TYPE_INVALID, value, detail))
 
 
 def too_long(field: str, max_bytes: int) -> Cause:

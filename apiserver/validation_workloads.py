@@ -24,7 +24,7 @@ _INDEXED_MAX_PARALLELISM = 100000
 
 def validate_deployment(obj: dict, old: dict | None) -> list[Cause]:
     spec = fe.dict_of(obj.get("spec"))
-    causes = _replicated_spec(spec, "deployment", minimum_fields=("replicas", "minReadySeconds"))
+    causes = _replicated_spec(spec)
     causes += _deployment_strategy(fe.dict_of(spec.get("strategy")), "spec.strategy")
     if spec.get("revisionHistoryLimit") is not None:
         causes += fe.nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
@@ -38,7 +38,7 @@ def validate_deployment(obj: dict, old: dict | None) -> list[Cause]:
 
 def validate_replica_set(obj: dict, old: dict | None) -> list[Cause]:
     spec = fe.dict_of(obj.get("spec"))
-    causes = _replicated_spec(spec, "deployment", minimum_fields=("replicas", "minReadySeconds"))
+    causes = _replicated_spec(spec)
     return causes + _selector_immutable(spec, old)
 
 
@@ -155,10 +155,13 @@ def render_label_selector(selector: object) -> fe.GoText:
     return fe.GoText(f"&LabelSelector{{MatchLabels:map[string]string{{{labels}}},MatchExpressions:[]LabelSelectorRequirement{{{exprs}}},}}")
 
 
-def _replicated_spec(spec: dict, noun: str, minimum_fields: tuple[str, ...]) -> list[Cause]:
-    """The shared part of ValidateDeploymentSpec and ValidateReplicaSetSpec."""
+def _replicated_spec(spec: dict) -> list[Cause]:
+    """The shared part of ValidateDeploymentSpec and ValidateReplicaSetSpec.
+
+    Both say "deployment" when the selector is empty: Kubernetes reuses the text.
+    """
     causes: list[Cause] = []
-    for key in minimum_fields:
+    for key in ("replicas", "minReadySeconds"):
         causes += fe.nonnegative(f"spec.{key}", spec.get(key))
     selector = spec.get("selector")
     if selector is None:
@@ -166,7 +169,7 @@ def _replicated_spec(spec: dict, noun: str, minimum_fields: tuple[str, ...]) -> 
     else:
         causes += label_selector_causes(selector, "spec.selector")
         if isinstance(selector, dict) and not (selector.get("matchLabels") or selector.get("matchExpressions")):
-            causes.append(fe.invalid("spec.selector", render_label_selector(selector), f"empty selector is invalid for {noun}"))
+            causes.append(fe.invalid("spec.selector", render_label_selector(selector), "empty selector is invalid for deployment"))
     template = fe.dict_of(spec.get("template"))
     try:
         parsed = selectors.label_selector_from_dict(selector if isinstance(selector, dict) else None)

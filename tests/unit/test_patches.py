@@ -63,6 +63,28 @@ def test_second_apply_keeps_image_and_ports_of_the_live_containers() -> None:
     assert "$setElementOrder/containers" not in json.dumps(out)
 
 
+def test_the_apply_patch_quoted_in_the_requirements() -> None:
+    live = live_deployment()
+    del containers(live)[1]
+    patch = {
+        "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}\n"}},
+        "spec": {
+            "replicas": 4,
+            "template": {
+                "spec": {
+                    "$setElementOrder/containers": [{"name": "main"}],
+                    "containers": [
+                        {"command": ["sh", "-c", "echo started v2; sleep 3600"], "name": "main"}
+                    ],
+                }
+            },
+        },
+    }
+    (main,) = containers(smp(live, patch))
+    assert main["image"] == "busybox" and main["ports"][0]["containerPort"] == 8080
+    assert main["command"][2] == "echo started v2; sleep 3600"
+
+
 def test_the_same_patch_as_a_json_merge_patch_would_drop_the_image() -> None:
     out = apply_patch(MERGE, live_deployment(), captured("apply-second-run"), "Deployment")
     assert "image" not in containers(out)[0]  # why apply must not be treated as merge patch
