@@ -54,7 +54,7 @@ async def read_object(request: web.Request) -> dict:
         try:
             return protobuf.decode(body)
         except protobuf.ProtobufError as exc:
-            raise status.unsupported_media_type(str(exc)) from exc
+            raise status.unsupported_media_type(message=str(exc)) from exc
     if kind not in ("", JSON, "application/octet-stream", "text/plain", "*/*", "application/yaml"):
         raise status.unsupported_media_type(kind)
     if not body.strip():

@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
                    help="serve plain HTTP with no authentication (loopback development only)")
     p.add_argument("--store-timeout", type=float, default=10.0,
                    help="seconds for one store request including failover")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="CIDR from which Services get their ClusterIP")
     p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
                    help="seconds between store compactions (0 disables); history of one "
                         "interval is always kept for watchers")
@@ -83,6 +85,7 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     from apiserver import bootstrap, maintenance, security
     from apiserver.app import build_app
     from apiserver.resources import ResourceHandlers
+    from apiserver.service_ips import ServiceIPs
     from apiserver.storage import Storage
     from apiserver.watch_cache import WatchCache
     from store.client import StoreClient
@@ -94,7 +97,8 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     cache = WatchCache(client)
     await cache.start()
     guard = None if args.insecure_http else security.from_args(args, storage)
-    handlers = ResourceHandlers(storage, cache)
+    handlers = ResourceHandlers(storage, cache,
+                                ServiceIPs(storage, args.service_cluster_ip_range))
 
     async def ready() -> bool:
         try:

@@ -87,6 +87,14 @@ def prepare_update(resource: Resource, new: dict, old: dict, subresource: str = 
         return result
     if "status" in resource.subresources:
         new["status"] = copy.deepcopy(old.get("status", {}))
+    if resource.kind == "Namespace":
+        new.setdefault("spec", {})["finalizers"] = copy.deepcopy(
+            old.get("spec", {}).get("finalizers", []))
+    if resource.kind == "Service":
+        old_spec, new_spec = old.get("spec", {}), new.setdefault("spec", {})
+        for key in ("clusterIP", "clusterIPs"):
+            if key in old_spec and not new_spec.get(key):
+                new_spec[key] = copy.deepcopy(old_spec[key])
     if resource.kind in _GENERATION_KINDS and new.get("spec") != old.get("spec"):
         meta["generation"] = int(old_meta.get("generation", 1)) + 1
     return new

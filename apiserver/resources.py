@@ -28,6 +28,7 @@ from apiserver import (
 )
 from apiserver.registry import Resource
 from apiserver.request_info import RequestInfo, is_true
+from apiserver.service_ips import ServiceIPs
 from apiserver.storage import Storage
 from apiserver.watch_cache import WatchCache, WatchEvent
 
@@ -35,9 +36,11 @@ NAMESPACES = registry.lookup("", "v1", "namespaces")
 
 
 class ResourceHandlers:
-    def __init__(self, storage: Storage, cache: WatchCache) -> None:
+    def __init__(self, storage: Storage, cache: WatchCache,
+                 service_ips: ServiceIPs | None = None) -> None:
         self.storage = storage
         self.cache = cache
+        self.service_ips = service_ips
 
     @staticmethod
     def now() -> datetime:
@@ -238,12 +241,30 @@ class ResourceHandlers:
                                      "the namespace sent on the request")
         obj = objects.prepare_create(resource, body, info.namespace, self.now(),
                                      str(uuid.uuid4()))
+        return await self._create_prepared(request, info, resource, obj)
+
+    async def _create_prepared(self, request: web.Request, info: RequestInfo,
+                               resource: Resource, obj: dict) -> web.Response:
+        """Defaulting, admission, validation, then one create transaction."""
         defaults.apply_defaults(resource.kind, obj)
+        if resource.kind == "Job":
+            defaults.generate_job_selector(obj)
+        elif resource.kind == "Pod":
+            defaults.admit_pod(obj)
         self._validate(resource, obj)
         await self._check_namespace(resource, info.namespace)
-        if is_true(request.query.get("dryRun")) or request.query.get("dryRun") == "All":
+        if request.query.get("dryRun") in ("All", "true", "1"):
             return self._respond(request, resource, obj, 201)
-        created = await self.storage.create(resource, obj)
+        allocated = False
+        if resource.kind == "Service" and self.service_ips is not None:
+            await self.service_ips.allocate(obj)
+            allocated = True
+        try:
+            created = await self.storage.create(resource, obj)
+        except status.ApiError:
+            if allocated:
+                await self.service_ips.release(obj)
+            raise
         return self._respond(request, resource, created, 201)
 
     async def update(self, request: web.Request, info: RequestInfo,
@@ -279,7 +300,7 @@ class ResourceHandlers:
             try:
                 patched = patches.apply_patch(patch_type, current, body, resource.kind)
             except patches.PatchError as exc:
-                raise status.bad_request(str(exc)) from exc
+                raise _patch_error(exc) from exc
             new = objects.prepare_update(resource, patched, current, info.subresource)
             defaults.apply_defaults(resource.kind, new)
             self._validate(resource, new, current)
@@ -294,14 +315,11 @@ class ResourceHandlers:
         try:
             obj = patches.apply_patch("application/apply-patch+yaml", {}, body, resource.kind)
         except patches.PatchError as exc:
-            raise status.bad_request(str(exc)) from exc
+            raise _patch_error(exc) from exc
         obj.setdefault("metadata", {})["name"] = info.name
         obj = objects.prepare_create(resource, obj, info.namespace, self.now(),
                                      str(uuid.uuid4()))
-        defaults.apply_defaults(resource.kind, obj)
-        self._validate(resource, obj)
-        await self._check_namespace(resource, info.namespace)
-        return self._respond(request, resource, await self.storage.create(resource, obj), 201)
+        return await self._create_prepared(request, info, resource, obj)
 
     async def delete(self, request: web.Request, info: RequestInfo,
                      resource: Resource) -> web.Response:
@@ -325,6 +343,8 @@ class ResourceHandlers:
             return http_util.json_response(await self._finish_if_done(resource, marked))
         deleted = await self.storage.delete(resource, info.namespace, info.name,
                                             int(current["metadata"]["resourceVersion"]))
+        if resource.kind == "Service" and self.service_ips is not None:
+            await self.service_ips.release(deleted)
         return http_util.json_response(deleted)
 
     def _needs_graceful(self, resource: Resource, obj: dict, grace: int | None) -> bool:
@@ -445,6 +465,17 @@ class ResourceHandlers:
         else:
             await self.storage.delete(resource, info.namespace, info.name)
         return http_util.json_response(status.status_success(201), 201)
+
+
+def _patch_error(exc: patches.PatchError) -> status.ApiError:
+    if exc.code == 415:
+        return status.unsupported_media_type(accepted=status.PATCH_MEDIA_TYPES)
+    if exc.code == 422:
+        err = status.bad_request(exc.message)
+        err.status.update(code=422, reason="Invalid")
+        err.code = 422
+        return err
+    return status.bad_request(exc.message)
 
 
 def _check_kind(body: dict, resource: Resource) -> None:

@@ -407,14 +407,16 @@ def test_membership_grow_and_shrink_under_writes(
                 await asyncio.to_thread(cluster.start, new)
                 await wait_member_tables(cluster, in_cluster)
                 await load.wait_for_acks(100, timeout=20)
-                print(f"grew to {len(in_cluster)} members")
+                print(f"{time.monotonic() - started:.2f} grew to {len(in_cluster)} members")
 
             leader = await asyncio.to_thread(wait_for_leader, cluster)
             follower = next(i for i in range(3) if i != leader)
             for gone in (leader, follower):
                 member_id = next(m.id for m in await admin.member_list()
                                  if m.peer_urls == [cluster.peer_url(gone)])
+                print(f"{time.monotonic() - started:.2f} removing m{gone}")
                 remaining = await admin.member_remove(member_id)
+                print(f"{time.monotonic() - started:.2f} removed m{gone}")
                 cluster.mark_removed(gone)
                 in_cluster.remove(gone)
                 assert {tuple(m.peer_urls) for m in remaining} == {
@@ -422,11 +424,16 @@ def test_membership_grow_and_shrink_under_writes(
                 await wait_exit(cluster, gone, REMOVED_EXIT_LIMIT)
                 await wait_member_tables(cluster, in_cluster)
                 await load.wait_for_acks(100, timeout=20)
-                print(f"removed m{gone} ({'the leader' if gone == leader else 'a follower'})")
+                print(f"{time.monotonic() - started:.2f} m{gone} "
+                      f"({'the leader' if gone == leader else 'a follower'}) has stopped")
             await load.stop()
             ended = time.monotonic()
 
         gap = load.longest_gap(started, ended)
+        times = sorted(a.at for a in load.acks)
+        gaps = sorted(((b - a, a - started) for a, b in zip(times, times[1:], strict=False)),
+                      reverse=True)[:3]
+        print("longest gaps (length, start):", [(round(g, 2), round(t, 2)) for g, t in gaps])
         print(f"acks {len(load.acks)}, failures {len(load.failures)}, longest gap {gap:.2f} s")
         assert gap <= MEMBERSHIP_GAP_LIMIT, f"no write acknowledged for {gap:.2f} s"
         assert len(load.failures) <= MEMBERSHIP_FAILURE_LIMIT, load.failures[:5]
