@@ -30,6 +30,9 @@ class Subcommand(NamedTuple):
 SUBCOMMANDS: dict[str, Subcommand] = {
     "store": Subcommand("store.main", "run one member of the replicated key-value store"),
     "apiserver": Subcommand("apiserver.main", "serve the Kubernetes-style REST API"),
+    "kubeconfig": Subcommand(
+        "apiserver.kubeconfig_cli", "write a kubeconfig for kubectl and kubelite's clients"
+    ),
     "scheduler": Subcommand(
         "controllers.main", "bind pending pods to nodes (leader-elected)", pass_name=True
     ),

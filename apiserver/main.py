@@ -6,6 +6,11 @@
         --service-account-key-file sa.pub
 
 Run as many as you like over one store cluster; each keeps one watch on the store.
+Put them behind a load balancer configured by
+
+    kubelite apiserver haproxy-config --backend https://10.0.0.1:6443 ... --listen 0.0.0.0:7443
+
+(apiserver/haproxy.py; see `kubelite apiserver haproxy-config --help`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ def parser() -> argparse.ArgumentParser:
         prog="kubelite apiserver",
         description="Serve the Kubernetes API (core/v1, apps/v1, batch/v1, "
                     "coordination.k8s.io/v1, rbac.authorization.k8s.io/v1) from a store "
-                    "cluster that speaks etcd's v3 JSON gateway (kubelite's store or etcd).")
+                    "cluster that speaks etcd's v3 JSON gateway (kubelite's store or etcd). "
+                    "'kubelite apiserver haproxy-config --help' generates a load balancer "
+                    "configuration for several apiservers.")
     p.add_argument("--store-endpoints", required=True,
                    help="store client URLs, comma separated (failover in order)")
     p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve on")
@@ -66,6 +73,10 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "haproxy-config":
+        from apiserver import haproxy
+        return haproxy.main(argv[1:])
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

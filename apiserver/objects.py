@@ -56,6 +56,8 @@ def prepare_create(
             meta.pop(key, None)
     if resource.kind in ("Deployment", "ReplicaSet", "Job") or "status" in resource.subresources:
         obj["status"] = {} if resource.kind != "Namespace" else obj.get("status", {})
+    if resource.kind == "Pod":
+        obj["status"] = {"phase": "Pending"}  # the pod strategy's PrepareForCreate
     return obj
 
 

@@ -24,6 +24,7 @@ from apiserver import (
     selectors,
     status,
     tables,
+    typecheck,
     validation,
 )
 from apiserver.registry import Resource
@@ -59,6 +60,10 @@ class ResourceHandlers:
         if not resource.namespaced and info.namespace is not None:
             raise status.not_found_path()
         verb = info.verb
+        if not sub and (verb == "create") == bool(info.name) and verb in (
+                "create", "update", "patch"):
+            # POST names no object; PUT and PATCH always do (405 as Kubernetes answers).
+            raise status.method_not_allowed(resource.plural, resource.group, verb)
         if sub == "scale":
             return await self.scale(request, info, resource)
         if sub == "binding" and verb == "create":
@@ -235,6 +240,7 @@ class ResourceHandlers:
                      resource: Resource) -> web.Response:
         body = await http_util.read_object(request)
         _check_kind(body, resource)
+        _check_types(body, resource)
         ns_in_body = (body.get("metadata") or {}).get("namespace")
         if resource.namespaced and ns_in_body and ns_in_body != info.namespace:
             raise status.bad_request("the namespace of the provided object does not match "
@@ -271,13 +277,15 @@ class ResourceHandlers:
                      resource: Resource) -> web.Response:
         body = await http_util.read_object(request)
         _check_kind(body, resource)
+        _check_types(body, resource)
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != info.name:
             raise status.bad_request("the name of the object does not match the name on "
                                      "the URL")
         body.setdefault("metadata", {})["name"] = info.name
         old = await self.storage.get(resource, info.namespace, info.name)
-        expected = int(meta.get("resourceVersion") or old["metadata"]["resourceVersion"])
+        expected = _resource_version(meta.get("resourceVersion")) or \
+            int(old["metadata"]["resourceVersion"])
         new = objects.prepare_update(resource, body, old, info.subresource)
         defaults.apply_defaults(resource.kind, new)
         self._validate(resource, new, old)
@@ -301,6 +309,7 @@ class ResourceHandlers:
                 patched = patches.apply_patch(patch_type, current, body, resource.kind)
             except patches.PatchError as exc:
                 raise _patch_error(exc) from exc
+            _check_patched_types(patched, resource)
             new = objects.prepare_update(resource, patched, current, info.subresource)
             defaults.apply_defaults(resource.kind, new)
             self._validate(resource, new, current)
@@ -316,6 +325,7 @@ class ResourceHandlers:
             obj = patches.apply_patch("application/apply-patch+yaml", {}, body, resource.kind)
         except patches.PatchError as exc:
             raise _patch_error(exc) from exc
+        _check_types(obj, resource)
         obj.setdefault("metadata", {})["name"] = info.name
         obj = objects.prepare_create(resource, obj, info.namespace, self.now(),
                                      str(uuid.uuid4()))
@@ -418,7 +428,7 @@ class ResourceHandlers:
             except (patches.PatchError, orjson.JSONDecodeError) as exc:
                 raise status.bad_request(str(exc)) from exc
             replicas = (scale.get("spec") or {}).get("replicas", 0)
-            if not isinstance(replicas, int) or replicas < 0:
+            if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
                 raise status.invalid("Scale", "autoscaling", info.name, [{
                     "reason": "FieldValueInvalid", "field": "spec.replicas",
                     "message": f"Invalid value: {replicas}: must be greater than or equal "
@@ -476,6 +486,37 @@ def _patch_error(exc: patches.PatchError) -> status.ApiError:
         err.code = 422
         return err
     return status.bad_request(exc.message)
+
+
+def _check_types(body: dict, resource: Resource) -> None:
+    """400 for a body Go could not decode into the kind's struct (apiserver/typecheck)."""
+    problem = typecheck.check(resource.kind, body)
+    if problem:
+        raise status.bad_request(f'{resource.kind} in version "{resource.version}" cannot be '
+                                 f"handled as a {resource.kind}: {problem}")
+
+
+def _check_patched_types(patched: dict, resource: Resource) -> None:
+    """A patch whose result does not decode: 422 on the field `patch`, as Kubernetes."""
+    problem = typecheck.check(resource.kind, patched)
+    if problem:
+        quoted = orjson.dumps(orjson.dumps(patched).decode()).decode()  # Go's %q
+        raise status.invalid("", "", "", [{"reason": "FieldValueInvalid", "field": "patch",
+                                           "message": f"Invalid value: {quoted}: {problem}"}])
+
+
+def _resource_version(text: object) -> int:
+    """metadata.resourceVersion of an update (0: none given); 400 if not a revision."""
+    if text in (None, ""):
+        return 0
+    try:
+        value = int(str(text))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise status.bad_request(f"invalid resourceVersion {text!r}: it must be a "
+                                 "resourceVersion read from this server")
+    return value
 
 
 def _check_kind(body: dict, resource: Resource) -> None:

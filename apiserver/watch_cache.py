@@ -45,6 +45,16 @@ def to_watch_event(event) -> WatchEvent:
     return WatchEvent(kind, rev, event.kv.key, storage.decode(event.kv), prev)
 
 
+def _convert(event) -> WatchEvent | None:
+    """to_watch_event, or None for a key under /registry/ that holds no object (e.g. the
+    ClusterIP allocations): one such key must not end the watch for every client."""
+    try:
+        return to_watch_event(event)
+    except (ValueError, AttributeError, TypeError):
+        log.debug("watch skips %r: its value is not a JSON object", event.kv.key)
+        return None
+
+
 class Subscription:
     """Events under one key prefix after one revision; iterate, then close()."""
 
@@ -127,7 +137,9 @@ class WatchCache:
                 ) as watch:
                     async for batch in watch:
                         for event in batch.events:
-                            self._publish(to_watch_event(event))
+                            converted = _convert(event)
+                            if converted is not None:
+                                self._publish(converted)
                         self.latest = max(self.latest, batch.revision)
             except (WatchCompacted, StoreUnavailable) as exc:
                 log.warning("watch cache lost the store watch (%s); restarting", exc)
@@ -174,7 +186,9 @@ class WatchCache:
             ) as watch:
                 async for batch in watch:
                     for event in batch.events:
-                        yield to_watch_event(event)
+                        converted = _convert(event)
+                        if converted is not None:
+                            yield converted
         except WatchCompacted as exc:
             raise status.gone(
                 f"too old resource version: {after} ({exc.compact_revision})"

@@ -4,7 +4,8 @@ A backup is a consistent snapshot of the replicated state (taken after a read ba
 so it holds every write acknowledged before the backup started) followed by its
 SHA-256, streamed from any member through `/v3/maintenance/snapshot`. Restoring writes
 a fresh data directory per member; start every member of the new cluster from a
-restore of the same file.
+restore of the same file. The restored data keeps keys, history and leases, not the old
+cluster's member list.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 
 from store import membership, snapshot
 from store.raft_node import write_restored_data_dir
+from store.state_machine import StoreState
 
 DIGEST_SIZE = 32
 
@@ -86,6 +88,10 @@ def _restore(args: argparse.Namespace) -> int:
     members = membership.parse_initial_cluster(args.initial_cluster)
     if args.name not in {m.name for m in members}:
         raise SystemExit(f"kubelite store restore: --initial-cluster must name {args.name}")
+    # The new cluster is made of the members named here, not of those of the cluster the
+    # backup came from (as after etcdctl snapshot restore): its first leader records them
+    # from --initial-cluster, and each publishes its name and client URLs.
+    body = snapshot.dump(StoreState(kv=state.kv, leases=state.leases))
     write_restored_data_dir(args.data_dir, [m.peer_addr for m in members], body)
     print(f"restored revision {state.revision} into {args.data_dir}; start the member with "
           f"the same --name and --initial-cluster")

@@ -126,6 +126,10 @@ def deadline_exceeded() -> EtcdError:
     return EtcdError("context deadline exceeded", GrpcCode.UNKNOWN)
 
 
+def server_stopped() -> EtcdError:
+    return EtcdError("etcdserver: server stopped", GrpcCode.UNAVAILABLE)
+
+
 def no_leader() -> EtcdError:
     return EtcdError("etcdserver: no leader", GrpcCode.UNAVAILABLE)
 

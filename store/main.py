@@ -138,6 +138,7 @@ def run_member(argv: list[str]) -> int:
         await asyncio.wait([asyncio.create_task(stop.wait()), stopper],
                            return_when=asyncio.FIRST_COMPLETED)
         log.info("member %s stopping", args.name)
+        member.proposer.close()  # answer waiting requests now, not at their timeouts
         await runner.cleanup()
         await member.close()
 

@@ -8,8 +8,8 @@ finds itself removed from the cluster stops.
 
 pysyncobj drops a node from the Raft group before the member table's MEMBER_REMOVE entry
 is committed, so a removed voter never receives that entry and never hears the answer
-to a removal it asked for itself. Hence: a member left without a leader for a while asks
-the others' member/list whether it is still listed (etcd's removed member learns it
+to a removal it asked for itself. Hence: a member cut off (no leader, or no quorum of
+connected peers) for a while asks the others' member/list whether it is still listed (etcd's removed member learns it
 from its peers too), and a member asked to remove itself lets the leader do it.
 """
 
@@ -32,8 +32,8 @@ from store.watch_hub import WatchHub
 log = logging.getLogger(__name__)
 
 API_VERSION = "3.4.23"
-REMOVAL_PROBE_AFTER = 3.0  # seconds without a leader before asking the others
-REMOVAL_PROBE_EVERY = 2.0
+REMOVAL_PROBE_AFTER = 1.0  # seconds cut off before asking the others
+REMOVAL_PROBE_EVERY = 1.0
 REMOVAL_PROBE_TIMEOUT = 1.0
 
 
@@ -66,7 +66,7 @@ class Member:
         self._hub_ready = False
         self._published = False
         self._was_leader = False
-        self._leaderless_since: float | None = None
+        self._cut_off_since: float | None = None
         self._last_removal_probe = 0.0
         self._tasks: list[asyncio.Task] = []
         self._size = 0
@@ -128,10 +128,12 @@ class Member:
             if expired:
                 await self.proposer.propose(
                     (int(CommandType.LEASE_EXPIRE), tuple(expired), now), self.request_timeout)
-        if self.raft.leader_addr is None:
+        if self.raft.leader_addr is None or not self.raft.has_quorum():
             await self._probe_removed()
-            return
-        self._leaderless_since = None
+            if self.raft.leader_addr is None:
+                return
+        else:
+            self._cut_off_since = None
         mine = self._my_entry()
         if not self._published or mine is None or mine["clientURLs"] != self.config.client_urls:
             if mine is None and self._published:
@@ -146,16 +148,17 @@ class Member:
             self._published = True
 
     async def _probe_removed(self) -> None:
-        """Stop if, after a while without a leader, another member no longer lists us.
-
-        A member that is merely cut off hears nothing, or hears that it is listed.
+        """Stop if, cut off for a while, we hear from another member that it no longer
+        lists us. (The others drop a removed member's connections; it may still believe
+        in its old leader.) A member that is merely cut off hears nothing, or that it is
+        listed.
         """
         now = self.loop.time()
         if self.stopped.is_set():
             return
-        if self._leaderless_since is None:
-            self._leaderless_since = now
-        if (not self._published or now - self._leaderless_since < REMOVAL_PROBE_AFTER
+        if self._cut_off_since is None:
+            self._cut_off_since = now
+        if (not self._published or now - self._cut_off_since < REMOVAL_PROBE_AFTER
                 or now - self._last_removal_probe < REMOVAL_PROBE_EVERY):
             return
         self._last_removal_probe = now
@@ -419,16 +422,27 @@ class Member:
         # leader does during a transfer) and keep asking until the request deadline.
         if deadline is None:
             deadline = self.loop.time() + self.request_timeout
+        log.info("member %s hands leadership over to %s", self.config.name,
+                 target or "the most caught-up follower")
         with self.proposer.paused():
             while True:
                 try:
-                    await self._raft_call(
-                        lambda cb: self.raft.node.transferLeadership(target, callback=cb))
-                    return
+                    await self._raft_call(lambda cb: self.raft.in_raft_thread(
+                        lambda: self.raft.node.transferLeadership(target, callback=cb)))
                 except errors.EtcdError:
                     if self.loop.time() > deadline or not self.raft.is_leader:
                         raise
                     await asyncio.sleep(0.01)
+                    continue
+                break
+            # Still propose nothing until the follower won its election: an entry added
+            # here meanwhile would leave the other followers' logs longer than its own.
+            until = min(deadline, self.loop.time() + 2.0 * self.config.timings.election_max)
+            while self.raft.is_leader and self.loop.time() < until:
+                await asyncio.sleep(0.02)
+        if self.raft.is_leader:
+            log.warning("member %s is still leader after handing leadership over",
+                        self.config.name)
 
     async def _change_cluster(self, change, addr: str) -> None:
         deadline = self.loop.time() + self.request_timeout

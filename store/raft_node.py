@@ -21,6 +21,7 @@ Only this module touches pysyncobj.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import logging
@@ -115,6 +116,9 @@ class _ReplicatedStore(SyncObj):
     def apply(self, batch: tuple) -> list:
         return self._holder._apply_batch(batch)
 
+    def _checkCommandsToApply(self) -> None:  # noqa: N802 (pysyncobj's tick step)
+        raft_wire.check_commands_coalesced(self, super()._checkCommandsToApply)
+
 
 class RaftNode:
     """A store member's Raft state: the pure state, its lock, and the pysyncobj node."""
@@ -130,11 +134,11 @@ class RaftNode:
         self._on_events = on_events
         self._on_restore = on_restore
         self._applied_index = 0
+        self._raft_thread_calls: collections.deque[Callable[[], None]] = collections.deque()
         os.makedirs(data_dir, exist_ok=True)
         t = self.timings
-        conf = SyncObjConf(
+        conf = raft_wire.CoalescingConf(  # appendEntriesUseBatch off, one round per tick
             password=secret,
-            appendEntriesUseBatch=False,
             appendEntriesPeriod=t.heartbeat,
             raftMinTimeout=t.election_min,
             raftMaxTimeout=t.election_max,
@@ -162,6 +166,7 @@ class RaftNode:
                                                    self.timings.journal_sync_interval)
         self.node = _ReplicatedStore(self_addr, partners, conf, self)
         self.node.addOnTickCallback(self._sync_journal)
+        self.node.addOnTickCallback(self._run_raft_thread_calls)
 
     # ---- called in the Raft thread -------------------------------------------------
 
@@ -186,6 +191,14 @@ class RaftNode:
         at most once per journal_sync_interval; mmap.flush() here would hold the GIL.
         """
         self._journal_sync.poke()
+
+    def _run_raft_thread_calls(self) -> None:
+        while self._raft_thread_calls:
+            call = self._raft_thread_calls.popleft()
+            try:
+                call()
+            except Exception:
+                log.exception("call in the Raft thread failed")
 
     def _write_snapshot(self, file_name: str, raft_data: tuple) -> None:
         last_entry, prev_entry, cluster = raft_data
@@ -233,6 +246,14 @@ class RaftNode:
     def applied_index(self) -> int:
         return int(self.node.raftLastApplied)
 
+    def in_raft_thread(self, call: Callable[[], None]) -> None:
+        """Run `call` in the Raft thread at its next tick.
+
+        For pysyncobj calls that act at once instead of queueing a command (e.g.
+        `transferLeadership`, which sends on connections the Raft thread also writes to).
+        """
+        self._raft_thread_calls.append(call)
+
     def has_quorum(self) -> bool:
         return bool(self.node.hasQuorum)
 
@@ -272,6 +293,7 @@ class Proposer:
         self._pending: list[tuple[tuple, asyncio.Future | None]] = []
         self._inflight: list[_Batch] = []  # handed to pysyncobj, not called back yet
         self._paused = 0
+        self._closed = False
         self._barrier_waiters: list[asyncio.Future] = []
 
     @contextlib.contextmanager
@@ -296,12 +318,17 @@ class Proposer:
 
     async def read_barrier(self, timeout: float) -> None:
         """Return once every write acknowledged before this call is applied here."""
-        await self._until_applied(self._barrier_waiters.append, timeout, write=False)
+        # Look the list up on every try: _maybe_flush replaces it, and a retry appended to
+        # the old one would never be proposed (the read hung until its deadline).
+        await self._until_applied(lambda f: self._barrier_waiters.append(f), timeout,
+                                  write=False)
 
     async def _until_applied(self, enqueue: Callable[[asyncio.Future], None],
                              timeout: float, write: bool) -> Any:
         deadline = self._loop.time() + timeout
         while True:
+            if self._closed:
+                raise errors.server_stopped()
             future: asyncio.Future = self._loop.create_future()
             enqueue(future)
             self._maybe_flush()
@@ -309,12 +336,29 @@ class Proposer:
             try:
                 return await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.001))
             except ProposalFailed as exc:
+                if self._closed:
+                    raise errors.server_stopped() from exc
                 if exc.maybe_applied or deadline - self._loop.time() < 0.1:
                     raise _timeout_error(write) from exc
                 await asyncio.sleep(0.05)
             except TimeoutError as exc:
                 future.cancel()
                 raise _timeout_error(write) from exc
+
+    def close(self) -> None:
+        """The member is stopping: answer every waiting request now, not at its timeout.
+
+        Whatever was handed to Raft may still be applied elsewhere, so it is reported
+        as etcd's ErrStopped, an outcome the client treats as unknown.
+        """
+        self._closed = True
+        failure = ProposalFailed("STOPPED", maybe_applied=True)
+        waiting = [f for _, f in self._pending] + self._barrier_waiters
+        waiting += [f for batch in self._inflight for f in [*batch.futures, *batch.barriers]]
+        self._pending, self._barrier_waiters, self._inflight = [], [], []
+        for future in waiting:
+            if future is not None and not future.done():
+                future.set_exception(failure)
 
     def _maybe_flush(self) -> None:
         self._inflight = [b for b in self._inflight if not b.abandoned()]

@@ -23,6 +23,12 @@ GIL (CPython 3.11) while the disk works, stalling the HTTP thread every 50 ms.
   format: every member of a cluster must run a kubelite with it (a Fernet peer's messages
   fail authentication and the connection is dropped, logged once a minute).
 
+`CoalescingConf` + `check_commands_coalesced` cut peer messages: with appendEntriesUseBatch
+off (needed for latency: pysyncobj otherwise waits for its next tick to send), the leader
+sends append_entries to every follower once per command it takes from its queue; several
+batches arriving in one tick (one per member under load) cost one round each. Coalesced, the
+leader appends them all and then sends once.
+
 `JournalSync` replaces the msync: a thread that calls `os.fdatasync` on the journal file
 every `interval` seconds, with the GIL released. It gives the same guarantee as before (an
 acknowledged write is on disk within `interval`), see RaftNode._sync_journal's history.
@@ -38,11 +44,14 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from pysyncobj import SyncObjConf
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,45 @@ class _StoredZlib:
 
     decompress = staticmethod(zlib.decompress)
     error = zlib.error
+
+
+# ---- one append_entries round per tick, not per command -------------------------------------
+
+
+class CoalescingConf(SyncObjConf):
+    """SyncObjConf whose appendEntriesUseBatch is off, except in the Raft thread while
+    `check_commands_coalesced` takes commands from the queue (so that pysyncobj does not
+    send a round per command there). Other threads always read it off, so `apply()` from
+    the HTTP thread still wakes the Raft thread through pysyncobj's pipe at once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._coalescing = threading.local()
+        kwargs["appendEntriesUseBatch"] = False
+        super().__init__(**kwargs)
+
+    @property
+    def appendEntriesUseBatch(self) -> bool:  # noqa: N802 (pysyncobj's name)
+        return getattr(self._coalescing, "on", False)
+
+    @appendEntriesUseBatch.setter
+    def appendEntriesUseBatch(self, value: bool) -> None:  # noqa: N802
+        if value:
+            raise ValueError("kubelite sends append_entries itself: batch mode stays off")
+
+
+def check_commands_coalesced(node: Any, check: Callable[[], None]) -> None:
+    """Run pysyncobj's `_checkCommandsToApply` (`check`), then, if the leader appended
+    anything, send one append_entries round for all of it."""
+    conf = node._SyncObj__conf
+    raft_log = node._SyncObj__raftLog
+    before = raft_log[-1][1]
+    conf._coalescing.on = True
+    try:
+        check()
+    finally:
+        conf._coalescing.on = False
+    if raft_log[-1][1] != before and node._isLeader():
+        node._SyncObj__sendAppendEntries()
 
 
 # ---- the peer cipher -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ import secrets
 import ssl
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class ApiserverCluster:
     def __init__(self, store: StoreClusterHandle, directory: Path, count: int = 1,
                  extra_args: tuple[str, ...] = ()) -> None:
         self.store = store
+        self.kind = f"apiservers over {store.kind}"
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.extra_args = extra_args
@@ -87,6 +89,37 @@ class ApiserverCluster:
 
     def kill(self, i: int) -> None:
         self.members[i].kill()
+
+    def restart(self, i: int) -> None:
+        """Kill apiserver i and start it again: a fresh watch cache, same port and PKI."""
+        self.members[i].kill()
+        self.start(i)
+
+    def wait_bootstrapped(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until every apiserver serves the admin: the system namespaces and the
+        default RBAC policy (which makes system:masters an admin) are written in the
+        background after /readyz already answers."""
+        probes = ["/api/v1/namespaces/kube-node-lease",
+                  "/apis/rbac.authorization.k8s.io/v1/clusterroles/view"]
+        deadline = time.monotonic() + timeout
+        for url in self.urls:
+            while not all(self._admin_gets(url, path) for path in probes):
+                if time.monotonic() > deadline:
+                    raise ClusterStartError("apiservers did not bootstrap within "
+                                            f"{timeout:.0f} s\n" + self.log_tails())
+                time.sleep(0.1)
+
+    def _admin_gets(self, url: str, path: str) -> bool:
+        req = urllib.request.Request(url + path,
+                                     headers={"Authorization": f"Bearer {self.admin_token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=2.0, context=self.ssl_context()) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError as err:
+            err.close()
+            return False
+        except OSError:
+            return False
 
     def log_tails(self) -> str:
         return "\n".join(f"--- {m.log_path} ---\n{tail(m.log_path)}" for m in self.members)

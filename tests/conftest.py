@@ -7,17 +7,26 @@ CLUSTER_FACTORIES and appending its name to STORE_KINDS.
 `store_cluster_module` is the same, shared by every test of one module: for suites of
 many short tests (the compatibility suite) that keep apart by key prefix, and measure
 revisions relative to their own start, instead of paying for a cluster per test.
+
+`apiservers_module` puts two real `kubelite apiserver` processes over that module's
+store cluster, so every apiserver test runs once over real etcd and once over kubelite's
+store; `admin_api` talks to the first as the cluster admin, and `namespace` gives each
+test a namespace of its own to keep apart from the other tests of the module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
+from tests.apiserver_cluster import ApiserverCluster
+from tests.apiserver_http import Api, namespace_body
 from tests.clusters import ETCD_BINARY, EtcdCluster, StoreClusterHandle
 from tests.kubelite_cluster import KubeliteCluster
 
@@ -116,3 +125,47 @@ def store_cluster_module(
     yield from _managed(
         request, cluster, module_failed=lambda: request.session.testsfailed > failed_before
     )
+
+
+APISERVERS_PER_STORE = 2
+
+
+@pytest.fixture(scope="module")
+def apiservers_module(
+    request: pytest.FixtureRequest,
+    store_cluster_module: StoreClusterHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiserverCluster]:
+    """Two apiservers (TLS, tokens, RBAC) over the module's store cluster, bootstrapped:
+    the system namespaces and default RBAC policy are in place when tests start."""
+    failed_before = request.session.testsfailed
+    cluster = ApiserverCluster(
+        store_cluster_module,
+        tmp_path_factory.mktemp(f"apiservers-{store_cluster_module.kind}"),
+        count=APISERVERS_PER_STORE,
+    )
+    try:
+        cluster.wait_bootstrapped()
+    except BaseException:
+        cluster.close()
+        raise
+    yield from _managed(
+        request, cluster, module_failed=lambda: request.session.testsfailed > failed_before
+    )
+
+
+@pytest.fixture
+def admin_api(apiservers_module: ApiserverCluster) -> Api:
+    return Api(apiservers_module.urls[0], apiservers_module.paths.ca_cert,
+               token=apiservers_module.admin_token)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, admin_api: Api) -> str:
+    """A fresh namespace named after the test (parameters included), created as admin."""
+    readable = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    digest = hashlib.sha256(request.node.name.encode()).hexdigest()[:6]
+    name = f"{readable[:50].strip('-')}-{digest}"
+    reply = admin_api.post("/api/v1/namespaces", namespace_body(name))
+    assert reply.code == 201, reply
+    return name

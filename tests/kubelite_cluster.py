@@ -211,7 +211,7 @@ class KubeliteCluster:
         for member in self.members:
             member.kill()
         ports.release(self._ports)
-        pass  # TEMP shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_tails(self, lines: int = LOG_TAIL_LINES) -> str:
         return "\n".join(f"--- {m.log_path} ---\n{tail(m.log_path, lines)}"

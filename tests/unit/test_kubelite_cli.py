@@ -17,6 +17,7 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
     for name in (
         "store",
         "apiserver",
+        "kubeconfig",
         "scheduler",
         "controller-manager",
         "agent",

@@ -84,3 +84,19 @@ def test_without_a_leader_a_request_is_retried_until_it_succeeds() -> None:
         assert await task == "ok"
 
     asyncio.run(body())
+
+
+def test_a_read_barrier_without_a_leader_is_retried_until_it_succeeds() -> None:
+    # A retried barrier once went to a list _maybe_flush had already replaced, so a
+    # linearizable read issued during a leader election hung until its deadline.
+    async def body() -> None:
+        proposer, node = make()
+        task = asyncio.create_task(proposer.read_barrier(timeout=1.0))
+        await asyncio.sleep(0.01)
+        node.entries[-1][1](None, FAIL_REASON.MISSING_LEADER)
+        await asyncio.sleep(0.1)
+        assert len(node.entries) == 2, "the barrier was not proposed again"
+        node.entries[-1][1]([None], FAIL_REASON.SUCCESS)
+        await asyncio.wait_for(task, 0.5)
+
+    asyncio.run(body())
