@@ -30,7 +30,7 @@ import asyncio
 import logging
 import random
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +40,7 @@ import orjson
 from apiserver import client_paths, client_policy
 from apiserver.auth import kubeconfig
 from apiserver.client_policy import ApiStatusError, ApiUnavailable, Failure, ServerSet
+from apiserver.client_watch import WatchStream
 
 __all__ = ["ApiClient", "ApiStatusError", "ApiUnavailable", "ObjectList", "WatchStream"]
 
@@ -54,7 +55,6 @@ USER_AGENT = "kubelite/0.1.0 (python; aiohttp)"
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGES = 100_000  # keeps pagination visibly bounded; a list never gets near it
 MAX_ATTEMPTS = 10_000  # the deadline ends every call long before this
-MAX_EVENT_BYTES = 16 * 1024 * 1024  # one watch event line (objects are at most ~3 MiB)
 BOOKMARK_IDLE_TIMEOUT = 90.0  # our apiserver sends a bookmark after 30 s without events
 PROBE_INTERVAL = 1.0
 PROBE_TIMEOUT = 1.0
@@ -272,7 +272,17 @@ class ApiClient:
                  "timeoutSeconds": timeout_seconds}
         if idle_timeout is None and allow_bookmarks:
             idle_timeout = BOOKMARK_IDLE_TIMEOUT
-        return WatchStream(self, client_paths.with_query(path, query), idle_timeout)
+        target = client_paths.with_query(path, query)
+
+        async def open_stream() -> aiohttp.ClientResponse:
+            reply = await self._exchange("GET", target, data=None,
+                                         content_type="application/json", safe=True,
+                                         timeout=self.timeout, stream=True,
+                                         stream_idle=idle_timeout)
+            assert reply.stream is not None
+            return reply.stream
+
+        return WatchStream(open_stream, target)
 
     # --- requests with failover -----------------------------------------------------
 
@@ -317,6 +327,7 @@ class ApiClient:
                 reply = await self._attempt(server, method, path, data, headers, budget,
                                             stream, stream_idle)
             except _AttemptFailed as failed:
+                log.debug("%s %s: %s", method, path, failed.cause)
                 causes.append(failed.cause)
                 unknown = unknown or failed.failure is Failure.UNKNOWN
                 self._suspect(server)
@@ -335,6 +346,7 @@ class ApiClient:
                     self.servers.answered(server)
                     raise err
                 causes.append(f"{server}: HTTP {reply.code} {err.reason}: {err.message}")
+                log.debug("%s %s: %s", method, path, causes[-1])
                 last = err
                 unknown = unknown or failure is Failure.UNKNOWN
                 if reply.code != 429:
@@ -413,84 +425,6 @@ class ApiClient:
                 return resp.status == 200 and (await resp.text()).strip() == "ok"
         except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError):
             return False
-
-
-class WatchStream:
-    """The events of one watch request: an async iterator of (type, object).
-
-    Opening fails over like a GET. Once open, the stream stays on its server: a break
-    raises ApiUnavailable, an ERROR event raises its ApiStatusError, and a clean end
-    (the server's timeoutSeconds) ends the iteration.
-    """
-
-    def __init__(self, client: ApiClient, path: str, idle_timeout: float | None) -> None:
-        self._client = client
-        self._path = path
-        self._idle_timeout = idle_timeout
-        self._events: AsyncIterator[tuple[str, dict[str, Any]]] | None = None
-        self.server: str | None = None
-
-    async def __aenter__(self) -> WatchStream:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    def __aiter__(self) -> WatchStream:
-        return self
-
-    async def __anext__(self) -> tuple[str, dict[str, Any]]:
-        if self._events is None:
-            self._events = self._run()
-        return await self._events.__anext__()
-
-    async def aclose(self) -> None:
-        if self._events is not None:
-            await self._events.aclose()  # type: ignore[attr-defined]
-
-    async def _run(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        client = self._client
-        reply = await client._exchange("GET", self._path, data=None,
-                                       content_type="application/json", safe=True,
-                                       timeout=client.timeout, stream=True,
-                                       stream_idle=self._idle_timeout)
-        response = reply.stream
-        assert response is not None
-        self.server = str(response.url.origin())
-        buffer = bytearray()
-        try:
-            async for chunk in response.content.iter_any():
-                buffer += chunk
-                while (end := buffer.find(b"\n")) >= 0:
-                    line = bytes(buffer[:end])
-                    del buffer[:end + 1]
-                    if line.strip():
-                        yield _event(line)
-                if len(buffer) > MAX_EVENT_BYTES:
-                    raise ApiUnavailable(f"watch {self._path}: an event over "
-                                         f"{MAX_EVENT_BYTES} bytes", maybe_applied=False,
-                                         causes=[self.server])
-            if buffer.strip():
-                yield _event(bytes(buffer))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise ApiUnavailable(f"watch {self._path}: the stream from {self.server} broke",
-                                 maybe_applied=False,
-                                 causes=[_describe(self.server, exc)]) from exc
-        finally:
-            response.close()
-
-
-def _event(line: bytes) -> tuple[str, dict[str, Any]]:
-    try:
-        event = orjson.loads(line)
-        kind, obj = event["type"], event["object"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ApiStatusError(500, "InvalidResponse", client_policy.status_body(
-            500, "InvalidResponse", f"bad watch event: {line[:200]!r}")) from exc
-    if kind == "ERROR":
-        code = int(obj.get("code") or 500) if isinstance(obj, dict) else 500
-        raise client_policy.error_from_reply(code, obj)
-    return str(kind), obj
 
 
 def _parse_json(raw: bytes) -> Any:

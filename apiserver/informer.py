@@ -51,8 +51,11 @@ QUICK_END = 1.0  # a watch that ends this fast with no event is retried after a 
 
 
 class ListResult(Protocol):
-    items: list[dict[str, Any]]
-    resource_version: str
+    @property
+    def items(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def resource_version(self) -> str: ...
 
 
 class EventStream(Protocol):

@@ -26,6 +26,8 @@ from aiohttp import web
 
 log = logging.getLogger("kubelite.apiserver")
 
+DEFAULT_SA_ISSUER = "https://kubernetes.default.svc.cluster.local"  # = tokens.DEFAULT_ISSUER
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -46,9 +48,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--token-auth-file", help="static tokens: token,user,uid,\"group1,group2\"")
     p.add_argument("--service-account-key-file", action="append", default=[],
                    help="public key(s) that verify service-account tokens")
-    p.add_argument("--service-account-issuer", default="https://kubernetes.default.svc",
+    # The defaults are those apiserver.auth.tokens mints with (kubeadm's issuer).
+    p.add_argument("--service-account-issuer", default=DEFAULT_SA_ISSUER,
                    help="issuer expected in service-account tokens")
-    p.add_argument("--api-audiences", default="https://kubernetes.default.svc",
+    p.add_argument("--api-audiences", default=DEFAULT_SA_ISSUER,
                    help="audiences accepted in service-account tokens, comma separated")
     p.add_argument("--authorization-mode", default="RBAC", choices=("RBAC", "AlwaysAllow"),
                    help="RBAC (default) or AlwaysAllow (development only)")
@@ -112,6 +115,8 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
                                 ServiceIPs(storage, args.service_cluster_ip_range))
 
     async def ready() -> bool:
+        if not cache.healthy():
+            return False
         try:
             await asyncio.wait_for(storage.current_revision(), 2.0)
         except Exception:  # noqa: BLE001 (any failure means not ready)

@@ -26,6 +26,9 @@ class RequestInfo:
 
 
 _TRUE = {"1", "true", "True", "TRUE", "yes"}
+# /api/v1/namespaces/NAME/status is the namespace's own subresource, not a resource
+# "status" inside it (Kubernetes' RequestInfoFactory makes the same exception).
+NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 
 def is_true(value: str | None) -> bool:
@@ -48,7 +51,8 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
     if not rest:
         return RequestInfo(False, path, method.lower(), group=group, version=version, parts=parts)
     namespace: str | None = None
-    if rest[0] == "namespaces" and len(rest) >= 3:
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (
+            len(rest) == 3 and rest[2] in NAMESPACE_SUBRESOURCES):
         namespace, rest = rest[1], rest[2:]
     elif rest[0] == "namespaces" and len(rest) == 2:
         # /api/v1/namespaces/NAME is the namespace object itself

@@ -106,6 +106,10 @@ class WatchCache:
         self._subscribers: set[Subscription] = set()
         self._task: asyncio.Task | None = None
 
+    def healthy(self) -> bool:
+        """Following the store: started, synced once, and its task still running."""
+        return self._task is not None and not self._task.done() and self.ready.is_set()
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="watch-cache")
         self._task.add_done_callback(_log_crash)
@@ -143,6 +147,8 @@ class WatchCache:
                         self.latest = max(self.latest, batch.revision)
             except (WatchCompacted, StoreUnavailable) as exc:
                 log.warning("watch cache lost the store watch (%s); restarting", exc)
+            except Exception:  # noqa: BLE001 (a dead cache would silence every watch)
+                log.exception("watch cache failed; restarting it (watchers get 410)")
             await asyncio.sleep(0.2)
 
     def _reset(self, revision: int) -> None:

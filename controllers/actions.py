@@ -14,8 +14,8 @@ order their lists so that it is safe:
    so. An `Emit` therefore only goes out if the writes before it succeeded.
 3. `Update`/`UpdateStatus` PUT the whole object with the resourceVersion it was read
    at (optimistic concurrency: a 409 means the cache was stale, requeue). A reconcile
-   emits at most one of them per object and puts it before any `Patch` of the same
-   object, because a Patch bumps the resourceVersion.
+   emits at most one of them per object (and subresource) and puts it before any
+   `Patch` of the same object, because a Patch bumps the resourceVersion.
 4. `RequeueAfter` is no write: it asks for another reconcile of the same key after a
    delay (a deadline that passes with no watch event: minReadySeconds, a progress
    deadline, a toleration that runs out). The runner keeps the shortest one.

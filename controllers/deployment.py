@@ -24,7 +24,8 @@ Kubernetes sync and returns its writes instead of making them:
    NewReplicaSetAvailable, ProgressDeadlineExceeded), which is what `kubectl rollout
    status` waits on.
 
-Writes come out as: claim Patches; ReplicaSet Creates and Updates (one per RS, in the
+Writes come out as: claim Patches (an adoption comes alone, with a RequeueAfter: the
+adopted RS's resourceVersion changes with it); ReplicaSet Creates and Updates (one per RS, in the
 order the sync touched them); ReplicaSet Deletes; events; the Deployment's
 UpdateStatus; a merge Patch of its revision annotation (after the status, which carries
 the resourceVersion precondition); RequeueAfter for minReadySeconds and the progress
@@ -67,6 +68,11 @@ def reconcile(deployment: Obj, replicasets: Iterable[Obj], pods: Iterable[Obj], 
                        "This deployment is selecting all pods. A non-empty selector is required.")
     owned, claims = ownership.claim(deployment, KIND, API_VERSION, selector, all_rs,
                                     "replicasets", API_VERSION)
+    ours_before = {meta.uid(rs) for rs in all_rs if ownership.is_controlled_by(rs, deployment)}
+    if any(meta.uid(rs) not in ours_before for rs in owned):
+        # An adopted RS may need an Update too, which its adoption Patch would make stale:
+        # adopt now, sync once the informer shows the adopted objects.
+        return [*claims, actions.RequeueAfter(1.0)], meta.status(deployment)
     infos = _infos(deployment, owned, meta.same_namespace(pods, ns), selector, now)
     rollout = deployment_rollout.Rollout(deployment, infos, _pods_by_rs(owned, meta.same_namespace(pods, ns), selector),
                       {meta.name(r): r for r in all_rs}, now, name_for)

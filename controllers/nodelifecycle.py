@@ -69,8 +69,12 @@ def reconcile(node: Obj, lease: Obj | None, pods: Iterable[Obj], now: datetime,
         events.append(actions.event(_node_ref(node), "NodeNotReady",
                                     f"Node {meta.name(node)} status is now: NodeNotReady",
                                     now=now, component=COMPONENT))
-    wanted_key = None if healthy and (ready is None or ready.get("status") != "False") else (
-        NOT_READY if healthy else UNREACHABLE)
+    if not healthy:
+        wanted_key: str | None = UNREACHABLE
+    elif ready is not None and ready.get("status") == "False":
+        wanted_key = NOT_READY
+    else:
+        wanted_key = None
     taints = _next_taints(node, wanted_key, heartbeat, now, probe_period)
     if taints != _taints(node):
         writes.append(actions.Patch("nodes", "v1", None, meta.name(node), actions.MERGE_PATCH,

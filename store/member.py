@@ -417,14 +417,14 @@ class Member:
                 raise errors.member_not_found()
             target = membership.peer_addr(found["peerURLs"][0])
         # pysyncobj hands leadership only to a follower whose log matches the leader's up
-        # to the last entry, and refuses (REQUEST_DENIED) otherwise. Under a steady write
-        # load that holds only now and then: hold this member's proposals back (as etcd's
-        # leader does during a transfer) and keep asking until the request deadline.
+        # to the last entry, and refuses (REQUEST_DENIED) otherwise. As etcd's leader does
+        # during a transfer, append nothing new meanwhile (neither this member's requests
+        # nor those followers forward) and keep asking until the request deadline.
         if deadline is None:
             deadline = self.loop.time() + self.request_timeout
         log.info("member %s hands leadership over to %s", self.config.name,
                  target or "the most caught-up follower")
-        with self.proposer.paused():
+        with self.proposer.paused(), self.raft.holding_forwarded():
             while True:
                 try:
                     await self._raft_call(lambda cb: self.raft.in_raft_thread(

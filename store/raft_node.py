@@ -43,6 +43,28 @@ from store.state_machine import StoreState
 
 log = logging.getLogger(__name__)
 
+
+class _ReappendFilter(logging.Filter):
+    """Downgrade pysyncobj's "truncating already-applied log entries" alarm.
+
+    pysyncobj 0.3.17 truncates a follower's log after `prevLogIdx` whenever the leader
+    re-sends entries, even when they match. It reaches that code only after the entry at
+    `prevLogIdx` matched the leader's term, and a follower applies only committed
+    entries, which every later leader holds unchanged; so the entries dropped and the
+    ones appended in their place are identical and the state machine cannot diverge.
+    Real divergence (a term mismatch) takes the other branch and is not affected.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL and "already-applied" in str(record.msg):
+            record.levelno = logging.DEBUG
+            record.levelname = "DEBUG"
+            return logging.getLogger("pysyncobj.syncobj").isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("pysyncobj.syncobj").addFilter(_ReappendFilter())
+
 EventSink = Callable[[list[Event]], None]
 
 _SNAPSHOT_MAGIC = b"KLRAFT1\n"
@@ -116,6 +138,15 @@ class _ReplicatedStore(SyncObj):
     def apply(self, batch: tuple) -> list:
         return self._holder._apply_batch(batch)
 
+    def _applyCommand(self, command: bytes, callback: Any,  # noqa: N802 (pysyncobj's)
+                      commandType: int | None = None) -> None:  # noqa: N803
+        # Commands forwarded by followers (their callback is not a function) wait while
+        # this leader hands leadership over; see RaftNode.holding_forwarded.
+        if self._holder._holding_forwarded and not callable(callback):
+            self._holder._held.append((command, callback, commandType))
+            return
+        super()._applyCommand(command, callback, commandType)
+
     def _checkCommandsToApply(self) -> None:  # noqa: N802 (pysyncobj's tick step)
         raft_wire.check_commands_coalesced(self, super()._checkCommandsToApply)
 
@@ -135,6 +166,8 @@ class RaftNode:
         self._on_restore = on_restore
         self._applied_index = 0
         self._raft_thread_calls: collections.deque[Callable[[], None]] = collections.deque()
+        self._holding_forwarded = False
+        self._held: list[tuple] = []  # forwarded commands held back, in the Raft thread
         os.makedirs(data_dir, exist_ok=True)
         t = self.timings
         conf = raft_wire.CoalescingConf(  # appendEntriesUseBatch off, one round per tick
@@ -254,6 +287,29 @@ class RaftNode:
         """
         self._raft_thread_calls.append(call)
 
+    @contextlib.contextmanager
+    def holding_forwarded(self) -> Iterator[None]:
+        """Append no command that a follower forwards meanwhile (the leader's part).
+
+        For a leadership hand-over: pysyncobj sends TimeoutNow only to a follower whose
+        log matches the leader's, and an entry appended after it would make the old
+        leader's log longer than the candidate's: it refuses its vote and, with a stale
+        election timer, campaigns at once and wins again. Afterwards the held commands
+        go through pysyncobj as usual: a leader appends them, a follower answers
+        NOT_LEADER and the follower that sent them asks the new leader.
+        """
+        self._holding_forwarded = True
+        try:
+            yield
+        finally:
+            self.in_raft_thread(self._release_forwarded)
+
+    def _release_forwarded(self) -> None:
+        self._holding_forwarded = False
+        held, self._held = self._held, []
+        for command, callback, command_type in held:
+            SyncObj._applyCommand(self.node, command, callback, command_type)
+
     def has_quorum(self) -> bool:
         return bool(self.node.hasQuorum)
 
@@ -332,18 +388,22 @@ class Proposer:
             future: asyncio.Future = self._loop.create_future()
             enqueue(future)
             self._maybe_flush()
-            remaining = deadline - self._loop.time()
+            # One timer on the future itself (wait_for + shield cost two more futures and
+            # a task step per request); on expiry the future is done, so the batch skips it.
+            timer = self._loop.call_at(max(deadline, self._loop.time() + 0.001),
+                                       _expire, future)
             try:
-                return await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.001))
+                return await future
+            except _Expired as exc:
+                raise _timeout_error(write) from exc
             except ProposalFailed as exc:
                 if self._closed:
                     raise errors.server_stopped() from exc
                 if exc.maybe_applied or deadline - self._loop.time() < 0.1:
                     raise _timeout_error(write) from exc
                 await asyncio.sleep(0.05)
-            except TimeoutError as exc:
-                future.cancel()
-                raise _timeout_error(write) from exc
+            finally:
+                timer.cancel()
 
     def close(self) -> None:
         """The member is stopping: answer every waiting request now, not at its timeout.
@@ -411,6 +471,15 @@ class _Batch:
         """Every request waiting for this entry has given up (timed out)."""
         return all(f is None or f.done() for f in self.futures) and \
             all(f.done() for f in self.barriers)
+
+
+class _Expired(Exception):
+    """A request's deadline passed before its entry was applied here."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
 
 
 class ProposalFailed(Exception):

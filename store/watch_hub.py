@@ -119,6 +119,11 @@ class WatchHub:
 
     def publish(self, events: list[Event]) -> None:
         """Deliver freshly applied events (called on the loop, in apply order)."""
+        if not self._watchers:  # nobody to tell: just move the published revision on
+            if events:
+                self.published_revision = max(self.published_revision,
+                                              events[-1].kv.mod_revision)
+            return
         by_revision: list[tuple[int, list[Event]]] = []
         for event in events:
             rev = event.kv.mod_revision

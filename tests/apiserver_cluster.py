@@ -72,6 +72,9 @@ class ApiserverCluster:
             with urllib.request.urlopen(self.urls[i] + "/readyz", timeout=1.0,
                                         context=self.ssl_context()) as resp:
                 return resp.status == 200
+        except urllib.error.HTTPError as err:  # e.g. 500 while the store is unreachable
+            err.close()
+            return False
         except OSError:
             return False
 

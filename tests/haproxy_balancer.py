@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +66,8 @@ class HAProxy:
                                             context=context) as resp:
                     if resp.status == 200:
                         return
+            except urllib.error.HTTPError as err:  # no backend ready yet
+                err.close()
             except OSError:
                 pass
             if not self.member.running or time.monotonic() > deadline:

@@ -27,7 +27,7 @@ from controllers.scheduling.nodeinfo import STATIC_CACHE_LIMIT, NodeInfo, curren
 from controllers.scheduling.podinfo import PodInfo
 
 NEG = -(10**9)  # the score of a node the pod does not fit: never the maximum
-COLUMNS_LIMIT = 64  # pod classes remembered per Snapshot
+COLUMNS_LIMIT = 128  # pod classes remembered per Snapshot (about 50 KB each per 1,000 nodes)
 _PREFILTERED = Rejection((filters.PREFILTER_AFFINITY,), True)
 _generation = attrgetter("generation")
 
@@ -115,9 +115,14 @@ class Columns:
         top_preferred = max(compress(self.preferred, self.feasible)) if self.pod.preferred else 0
         top_soft = max(compress(self.soft, self.feasible))
         if top_preferred or top_soft:  # otherwise the same for every node
-            if self.stat_key != (top_preferred, top_soft) or self.stat is None:
+            if self.stat is None or self.stat_key != (top_preferred, top_soft):
                 self.stat_key = (top_preferred, top_soft)
-                self.stat = list(map(self._stat, self.preferred, self.soft))
+                # Raw scores are small integers, so the scaled ones come from lookup tables.
+                by_preferred = [scores.NODE_AFFINITY_WEIGHT * scores.scaled(r, top_preferred)
+                                for r in range(max(self.preferred) + 1)]
+                by_soft = [scores.TAINT_TOLERATION_WEIGHT * scores.scaled(r, top_soft, reverse=True)
+                           for r in range(max(self.soft) + 1)]
+                self.stat = list(map(add, map(by_preferred.__getitem__, self.preferred), map(by_soft.__getitem__, self.soft)))
             totals = list(map(add, totals, self.stat))
         top = max(totals)
         index = -1

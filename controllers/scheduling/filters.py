@@ -13,8 +13,8 @@ that is not Ready (`not-ready`/`unreachable`) and TaintToleration rejects it. Un
 taint lands, `node_ready` applies the same rule to the condition itself.
 
 The first five only read the pod's spec and the node object, so `static_check` runs them
-together and NodeInfo caches the verdict per pod template; the last two depend on the
-pods already on the node and run every time (`dynamic_check`).
+together and NodeInfo caches the verdict per pod template until the node object
+changes; the last two depend on the pods already on the node (`dynamic_check`).
 """
 
 from __future__ import annotations

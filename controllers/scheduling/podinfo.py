@@ -65,7 +65,7 @@ class PodInfo:
         self.priority = priority if isinstance(priority, int) else 0
         self.preemption_never = spec.get("preemptionPolicy") == "Never"
         self.static_key = sys.intern(repr((
-            self.node_name, sorted(node_selector.items()), self.required, self.preferred,
+            self.node_name, sorted((str(k), str(v)) for k, v in node_selector.items()), self.required, self.preferred,
             self.tolerations, self.prefilter_names and sorted(self.prefilter_names),
         )))
         fit = (self.cpu, self.memory, self.nonzero_cpu, self.nonzero_memory, sorted(self.scalars.items()), self.host_ports)

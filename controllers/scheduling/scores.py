@@ -82,7 +82,11 @@ def resource_score(pod: PodInfo, node: NodeInfo) -> int:
         return LEAST_ALLOCATED_WEIGHT * least
     cpu_fraction = (node.requested_cpu + pod.cpu) / cpu
     memory_fraction = (node.requested_memory + pod.memory) / memory
-    std = abs(min(1.0, cpu_fraction) - min(1.0, memory_fraction)) / 2
+    if cpu_fraction > 1.0:
+        cpu_fraction = 1.0
+    if memory_fraction > 1.0:
+        memory_fraction = 1.0
+    std = abs(cpu_fraction - memory_fraction) / 2
     return LEAST_ALLOCATED_WEIGHT * least + BALANCED_ALLOCATION_WEIGHT * int((1 - std) * MAX_NODE_SCORE)
 
 

@@ -22,7 +22,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,8 +219,8 @@ def test_informer_follows_changes_and_survives_its_apiserver_dying(healthy: Clus
                 listed = await writer.list(writer.path("v1", "configmaps", ns))
                 assert {f"{ns}/{cm['metadata']['name']}": cm["metadata"]["resourceVersion"]
                         for cm in listed.items} == \
-                    {key: informer.cache.get(key)["metadata"]["resourceVersion"]
-                     for key in informer.keys()}
+                    {f"{ns}/{cm['metadata']['name']}": cm["metadata"]["resourceVersion"]
+                     for cm in informer.list()}
                 assert [cm["metadata"]["name"] for cm in
                         informer.by_index("by_color", "blue")] == ["a", "c"]
 

@@ -11,6 +11,7 @@ did is checked through the API.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -139,6 +140,10 @@ def test_create_namespace_and_generators(kubectl: Kubectl, admin_api: Api) -> No
     assert svc["spec"]["selector"] == {"app": "svc1"}
     [port] = svc["spec"]["ports"]
     assert (port["port"], port["targetPort"], port["protocol"]) == (80, 8080, "TCP")
+    cluster_ip = svc["spec"]["clusterIP"]  # allocated from the default service range
+    assert ipaddress.ip_address(cluster_ip) in ipaddress.ip_network("10.96.0.0/12")
+    header, rows = table(kubectl.ok("get", "svc", "svc1", "-n", ns))
+    assert rows[0][header.index("CLUSTER-IP")] == cluster_ip
 
     out = kubectl.ok("create", "job", "j1", "-n", ns, "--image=busybox", "--", "echo", "hi")
     assert out.strip() == "job.batch/j1 created"

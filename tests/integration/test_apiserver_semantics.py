@@ -290,6 +290,28 @@ def test_label_selector_watch_reports_leaving_and_entering(
     assert [e["type"] for e in events] == ["DELETED", "ADDED"]
 
 
+def test_watches_outlive_cluster_ip_allocation(apiservers_module: ApiserverCluster,
+                                               admin_api: Api, namespace: str) -> None:
+    # A Service's ClusterIP is claimed under /registry/ with a value that is no object;
+    # that once ended the watch cache of every apiserver, and every watch fell silent.
+    rv = admin_api.ok("GET", f"/api/v1/namespaces/{namespace}/configmaps")["metadata"][
+        "resourceVersion"]
+    admin_api.ok("POST", f"/api/v1/namespaces/{namespace}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+        "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
+    admin_api.ok("DELETE", f"/api/v1/namespaces/{namespace}/services/svc")
+    admin_api.ok("POST", f"/api/v1/namespaces/{namespace}/configmaps", configmap("after"))
+    for url in apiservers_module.urls:
+        api = Api(url, apiservers_module.paths.ca_cert, token=apiservers_module.admin_token)
+        _, events = api.watch(f"/api/v1/namespaces/{namespace}/configmaps?watch=true"
+                              f"&resourceVersion={rv}&timeoutSeconds=1")
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+            ("ADDED", "after")]
+        _, events = api.watch(f"/api/v1/namespaces/{namespace}/services?watch=true"
+                              f"&resourceVersion={rv}&timeoutSeconds=1")
+        assert [e["type"] for e in events] == ["ADDED", "DELETED"]
+
+
 def test_bookmarks(admin_api: Api, namespace: str) -> None:
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     admin_api.ok("POST", base, configmap("quiet"))
@@ -395,6 +417,17 @@ def test_status_subresource_and_generation(admin_api: Api, namespace: str) -> No
     out = admin_api.ok("PATCH", pods + "/p/status", {"status": {"phase": "Running"}},
                        content_type="application/merge-patch+json")
     assert out["status"]["phase"] == "Running"
+
+
+def test_namespace_status_subresource(admin_api: Api, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}"
+    assert admin_api.ok("GET", path + "/status")["metadata"]["name"] == namespace
+    condition = {"type": "Ready", "status": "True"}
+    out = admin_api.ok("PATCH", path + "/status", {"status": {"conditions": [condition]},
+                                                   "metadata": {"labels": {"x": "y"}}},
+                       content_type="application/merge-patch+json")
+    assert out["status"]["conditions"] == [condition]
+    assert out["status"]["phase"] == "Active" and "x" not in out["metadata"]["labels"]
 
 
 def test_generate_name(admin_api: Api, namespace: str) -> None:

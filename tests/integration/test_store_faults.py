@@ -90,7 +90,7 @@ async def wait_caught_up(endpoint: str, prefix: bytes, expected_keys: set[bytes]
     while True:
         try:
             kvs, seen = await read_prefix([endpoint], prefix, serializable=True, timeout=2.0)
-        except Exception as exc:  # noqa: BLE001 - still starting; keep polling
+        except Exception as exc:  # still starting: keep polling
             last = (-1, -1)
             error = repr(exc)
         else:
@@ -383,7 +383,7 @@ async def wait_member_tables(cluster: KubeliteCluster, indexes: list[int],
                 continue
             try:
                 seen[i] = await member_table(cluster.endpoints[i])
-            except Exception as exc:  # noqa: BLE001 - shown if it never settles
+            except Exception as exc:  # shown if it never settles
                 seen[i] = {("error", (repr(exc),), ())}
         if all(table == want for table in seen.values()):
             return

@@ -271,3 +271,11 @@ def test_bootstrap_tokens() -> None:
     assert tokens.bootstrap_user("abcdef") == UserInfo(
         "system:bootstrap:abcdef", "", ("system:bootstrappers", "system:authenticated")
     )
+
+
+def test_the_apiserver_accepts_what_mint_makes_by_default() -> None:
+    from apiserver import main
+
+    args = main.parser().parse_args(["--store-endpoints", "http://127.0.0.1:2379"])
+    assert args.service_account_issuer == tokens.DEFAULT_ISSUER
+    assert tuple(args.api_audiences.split(",")) == tokens.DEFAULT_AUDIENCES

@@ -361,7 +361,28 @@ def test_adopts_orphan_replicaset_and_its_pods_count() -> None:
     rs["spec"]["template"]["metadata"]["labels"][du.HASH_LABEL] = h
     pod = make_pod("p", {"app": "web", du.HASH_LABEL: h}, owner=rs, node="n1", ready_since=T0)
     todo, status = deployment.reconcile(d, [rs], [pod], T0)
-    patches = _of(actions.Patch, todo)
-    assert patches[0].resource == "replicasets" and patches[0].name == f"web-{h}"
+    (adopt,) = _of(actions.Patch, todo)
+    assert (adopt.resource, adopt.name) == ("replicasets", f"web-{h}")
+    assert [type(a).__name__ for a in todo] == ["Patch", "RequeueAfter"], "adoption comes alone"
+    rs["metadata"]["ownerReferences"] = adopt.patch["metadata"]["ownerReferences"]
+    todo, status = deployment.reconcile(d, [rs], [pod], T0)
     assert not _of(actions.Create, todo)
     assert status["availableReplicas"] == 1 and status["updatedReplicas"] == 1
+
+
+def test_replica_failure_of_the_new_replicaset_is_copied_up() -> None:
+    world, _ = _rolled_out(replicas=2)
+    (name,) = _sizes(world)
+    rs = world.objects[("replicasets", "ns", name)]
+    rs["status"]["conditions"] = [{"type": "ReplicaFailure", "status": "True",
+                                   "lastTransitionTime": meta.format_time(T0),
+                                   "reason": "FailedCreate", "message": "quota exceeded"}]
+    sync_deployment(world)
+    status = world.get("deployments", "ns", "web")["status"]
+    failure = meta.get_condition(status["conditions"], "ReplicaFailure")
+    assert (failure["reason"], failure["message"]) == ("FailedCreate", "quota exceeded")
+    rs["status"].pop("conditions")
+    _new_image(world, "nginx:2")
+    sync_deployment(world)
+    status = world.get("deployments", "ns", "web")["status"]
+    assert meta.get_condition(status["conditions"], "ReplicaFailure") is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -136,16 +135,12 @@ def test_round_trip_after_any_history(commands: list, more: list) -> None:
     assert internals(loaded) == internals(s)
 
 
-def test_benchmark_50k_pods() -> None:
-    """50,000 pod-sized (1 KiB) values: dump and load stay well under a second each."""
+def test_many_pod_sized_values_round_trip() -> None:
+    """Pod-sized (1 KiB) values survive dump and load (speed: bench/store_micro.py)."""
     s = StoreState()
     filler = bytes(range(256)) * 4
-    for i in range(50_000):
+    for i in range(5_000):
         s.apply(put_cmd(b"/registry/pods/default/pod-%06d" % i, b"%06d" % i + filler[6:]))
-    start = time.perf_counter()
-    data = snapshot.dump(s)
-    dumped = time.perf_counter()
-    loaded = snapshot.load(data)
-    done = time.perf_counter()
-    assert loaded.revision == 50_001 and len(loaded.kv) == 50_000
-    assert dumped - start < 1.0 and done - dumped < 1.5, (dumped - start, done - dumped)
+    loaded = snapshot.load(snapshot.dump(s))
+    assert loaded.revision == 5_001 and len(loaded.kv) == 5_000
+    assert internals(loaded) == internals(s)
