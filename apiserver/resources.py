@@ -335,16 +335,36 @@ class ResourceHandlers:
                      resource: Resource) -> web.Response:
         options = await _delete_options(request)
         grace = options.get("gracePeriodSeconds")
-        precondition = (options.get("preconditions") or {}).get("resourceVersion")
+        preconditions = options.get("preconditions") or {}
         current = await self.storage.get(resource, info.namespace, info.name)
-        if precondition and precondition != current["metadata"]["resourceVersion"]:
-            raise status.conflict(resource.plural, resource.group, info.name)
-        if self._needs_graceful(resource, current, grace):
+        meta = current["metadata"]
+        if preconditions.get("resourceVersion") and \
+                preconditions["resourceVersion"] != meta["resourceVersion"]:
+            raise status.conflict(
+                resource.plural, resource.group, info.name,
+                f"Precondition failed: ResourceVersion in precondition: "
+                f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
+                f"{meta['resourceVersion']}")
+        if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
+            raise status.conflict(
+                resource.plural, resource.group, info.name,
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                f"UID in object meta: {meta.get('uid', '')}")
+        finalizer = _propagation_finalizer(options)
+        if finalizer or self._needs_graceful(resource, current, grace):
             period = int(grace if grace is not None else
                          current.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+            if resource.kind != "Pod":
+                period = 0
 
             def mark(obj: dict) -> dict | None:
-                if obj["metadata"].get("deletionTimestamp"):
+                finalizers = obj["metadata"].setdefault("finalizers", [])
+                added = bool(finalizer) and finalizer not in finalizers
+                if added:
+                    finalizers.append(finalizer)
+                elif not finalizers:
+                    obj["metadata"].pop("finalizers")
+                if obj["metadata"].get("deletionTimestamp") and not added:
                     return None
                 return objects.mark_deleting(obj, self.now(), period)
 
@@ -475,6 +495,17 @@ class ResourceHandlers:
         else:
             await self.storage.delete(resource, info.namespace, info.name)
         return http_util.json_response(status.status_success(201), 201)
+
+
+def _propagation_finalizer(options: dict) -> str:
+    """The finalizer a delete's propagation policy asks for (Background needs none: the
+    garbage collector removes dependents once the owner is gone)."""
+    policy = options.get("propagationPolicy")
+    if policy == "Foreground":
+        return "foregroundDeletion"
+    if policy == "Orphan" or (policy is None and options.get("orphanDependents") is True):
+        return "orphan"
+    return ""
 
 
 def _patch_error(exc: patches.PatchError) -> status.ApiError:

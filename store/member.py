@@ -9,8 +9,9 @@ finds itself removed from the cluster stops.
 pysyncobj drops a node from the Raft group before the member table's MEMBER_REMOVE entry
 is committed, so a removed voter never receives that entry and never hears the answer
 to a removal it asked for itself. Hence: a member cut off (no leader, or no quorum of
-connected peers) for a while asks the others' member/list whether it is still listed (etcd's removed member learns it
-from its peers too), and a member asked to remove itself lets the leader do it.
+connected peers) for a while asks the others' member/list whether it still is listed
+(etcd's removed member learns it from its peers too), and a member asked to remove
+itself lets the leader do it.
 """
 
 from __future__ import annotations
@@ -375,9 +376,8 @@ class Member:
     async def _step_aside(self, leader_id: int) -> None:
         """The leader cannot remove itself in pysyncobj: hand leadership over first.
 
-        A hand-over can fail: writes forwarded by other followers may leave the chosen
-        follower's log behind theirs, so it loses the election and the old leader wins
-        again. Ask again after an election's time, until the request deadline.
+        A hand-over can still fail (the chosen follower loses its election and the old
+        leader wins again): ask again after an election's time, until the deadline.
         """
         deadline = self.loop.time() + self.request_timeout
         settle = 2.0 * self.config.timings.election_max
