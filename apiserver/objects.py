@@ -54,7 +54,10 @@ def prepare_create(
     for key in ("labels", "annotations"):
         if meta.get(key) is None:
             meta.pop(key, None)
-    if resource.kind in ("Deployment", "ReplicaSet", "Job") or "status" in resource.subresources:
+    # Nodes keep the status they are created with (the kubelet registers its capacity
+    # that way); every other kind with a status subresource starts without one.
+    if resource.kind in ("Deployment", "ReplicaSet", "Job") or (
+            "status" in resource.subresources and resource.kind != "Node"):
         obj["status"] = {} if resource.kind != "Namespace" else obj.get("status", {})
     if resource.kind == "Pod":
         obj["status"] = {"phase": "Pending"}  # the pod strategy's PrepareForCreate
@@ -125,6 +128,21 @@ def apply_scale(obj: dict, scale: dict) -> dict:
     meta = obj["metadata"]
     meta["generation"] = int(meta.get("generation", 1)) + 1
     return obj
+
+
+def set_pod_scheduled(pod: dict, now: datetime) -> None:
+    """PodScheduled=True on a pod being bound (podutil.UpdatePodCondition: the transition
+    time moves only if the status changes)."""
+    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+    scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                 "lastTransitionTime": timestamp(now)}
+    for i, condition in enumerate(conditions):
+        if condition.get("type") == "PodScheduled":
+            if condition.get("status") == "True" and condition.get("lastTransitionTime"):
+                scheduled["lastTransitionTime"] = condition["lastTransitionTime"]
+            conditions[i] = scheduled
+            return
+    conditions.append(scheduled)
 
 
 def mark_deleting(obj: dict, now: datetime, grace_seconds: int) -> dict:

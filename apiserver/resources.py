@@ -477,6 +477,7 @@ class ResourceHandlers:
                 raise status.conflict("pods/binding", "", info.name,
                                       f"pod {info.name} is being deleted")
             pod["spec"]["nodeName"] = node
+            objects.set_pod_scheduled(pod, self.now())  # as the binding registry does
             return pod
 
         await self.storage.guaranteed_update(resource, info.namespace, info.name, assign)

@@ -84,11 +84,11 @@ class Member:
 
     def _on_events(self, events: list) -> None:
         if self._hub_ready:
-            self.loop.call_soon_threadsafe(self.hub.publish, events)
+            self.proposer.inbox.post(self.hub.publish, events)  # keeps apply order
 
     def _on_restore(self) -> None:
         if self._hub_ready:
-            self.loop.call_soon_threadsafe(self.hub.resync_all)
+            self.proposer.inbox.post(self.hub.resync_all)
 
     # ---- lifecycle -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ Only this module touches pysyncobj.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import collections
 import contextlib
@@ -27,6 +28,7 @@ import io
 import logging
 import os
 import pickle
+import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -42,6 +44,11 @@ from store.kv_types import Event
 from store.state_machine import StoreState
 
 log = logging.getLogger(__name__)
+
+# pysyncobj's TCP transport imports its win_inet_pton, which replaces socket.inet_ntop
+# with a Windows-only function in every process that imports pysyncobj (psutil and
+# others then fail with "not_windows() takes 0 positional arguments"): put it back.
+socket.inet_ntop = _socket.inet_ntop
 
 
 class _ReappendFilter(logging.Filter):
@@ -327,6 +334,36 @@ class RaftNode:
                 pass  # already closed by pysyncobj's own shutdown
 
 
+class LoopInbox:
+    """Calls from the Raft thread to run on the event loop, in the order posted.
+
+    Like `loop.call_soon_threadsafe`, but one wake-up of the loop (a write to its
+    self-pipe, a syscall) serves every call posted before the loop gets to them: a Raft
+    tick that applies several entries posts an event batch and a completion for each.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._calls: list[tuple[Callable[..., Any], tuple]] = []
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._calls.append((fn, args))
+            if len(self._calls) > 1:
+                return  # the loop is already told to drain
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for fn, args in calls:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("callback from the Raft thread failed")
+
+
 class Proposer:
     """Groups concurrent commands into Raft entries and resolves them on apply.
 
@@ -351,6 +388,7 @@ class Proposer:
         self._paused = 0
         self._closed = False
         self._barrier_waiters: list[asyncio.Future] = []
+        self.inbox = LoopInbox(loop)  # the Raft thread's way back to the loop, in order
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -435,10 +473,10 @@ class Proposer:
             self._raft.node.apply(commands, callback=self._make_callback(batch))
 
     def _make_callback(self, batch: _Batch) -> Callable[[Any, int], None]:
-        loop = self._loop
+        post = self.inbox.post
 
         def done(result: Any, err: int) -> None:  # runs in the Raft thread
-            loop.call_soon_threadsafe(self._complete, batch, result, err)
+            post(self._complete, batch, result, err)
 
         return done
 
