@@ -691,7 +691,7 @@ async def fanout(stack: Stack, a, rep: int, raw_dir: Path) -> tuple[dict, dict, 
     max_s = write_s + WATCH_DRAIN_TIMEOUT + 30
     procs = []
     setup = CpuMeter(stack.pids())
-    for k, count in enumerate(per):
+    for _k, count in enumerate(per):
         spec = stack.spec(mode="watchers", count=count, ns=ns, rv=rv, names=names,
                           max_seconds=max_s)
         procs.append(await asyncio.create_subprocess_exec(
