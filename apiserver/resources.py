@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -183,8 +184,8 @@ class ResourceHandlers:
         for obj in initial:
             await writer.send("ADDED", obj)
         sub = self.cache.subscribe(prefix, start)
-        events = sub.__aiter__() if sub is not None else \
-            self.cache.from_store(prefix, start).__aiter__()
+        history = None if sub is not None else _Resumable(self.cache.from_store(prefix, start))
+        next_event = sub.next if sub is not None else history.next
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             while True:
@@ -192,12 +193,15 @@ class ResourceHandlers:
                 if remaining <= 0:
                     break
                 try:
-                    event = await asyncio.wait_for(events.__anext__(), min(remaining, 30.0))
+                    # Not wait_for: cancelling an async generator's step would end the
+                    # watch at its first idle timeout; this costs no task per event.
+                    async with asyncio.timeout(min(remaining, 30.0)):
+                        event = await next_event()
                 except TimeoutError:
                     if bookmarks:
                         await writer.bookmark(resource, max(self.cache.latest, start))
                     continue
-                except StopAsyncIteration:
+                if event is None:
                     break
                 await writer.event(event, keep)
         except status.ApiError as err:
@@ -207,6 +211,8 @@ class ResourceHandlers:
         finally:
             if sub is not None:
                 self.cache.unsubscribe(sub)
+            if history is not None:
+                history.cancel()
         try:
             await response.write_eof()
         except ConnectionResetError:
@@ -583,6 +589,29 @@ async def _delete_options(request: web.Request) -> dict:
     return options
 
 
+class _Resumable:
+    """The next item of an async iterator, resumable after a timeout: the pending step
+    is shielded, since cancelling an async generator's step would end it."""
+
+    def __init__(self, events: AsyncIterator[WatchEvent]) -> None:
+        self._events = events.__aiter__()
+        self._step: asyncio.Future[WatchEvent] | None = None
+
+    async def next(self) -> WatchEvent | None:
+        if self._step is None:
+            self._step = asyncio.ensure_future(self._events.__anext__())
+        try:
+            event = await asyncio.shield(self._step)
+        except StopAsyncIteration:
+            return None
+        self._step = None
+        return event
+
+    def cancel(self) -> None:
+        if self._step is not None and not self._step.done():
+            self._step.cancel()
+
+
 class _EventWriter:
     """Writes watch events, one JSON line per chunk, as Tables when asked."""
 
@@ -593,30 +622,37 @@ class _EventWriter:
         self.as_table = as_table
         self.now = now
 
-    async def send(self, kind: str, obj: dict) -> None:
-        obj.setdefault("apiVersion", self.resource.api_version)
-        obj.setdefault("kind", self.resource.kind)
-        if self.as_table:
-            rv = obj.get("metadata", {}).get("resourceVersion", "")
-            obj = tables.to_table(self.resource.kind, [obj], self.now(), rv)
-        await self.response.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
+    async def send(self, kind: str, obj: dict, lines: dict | None = None) -> None:
+        """One event; `lines` (a WatchEvent's) shares the encoded line between watches."""
+        key = (kind, self.resource.api_version, self.resource.kind)
+        line = lines.get(key) if lines is not None and not self.as_table else None
+        if line is None:
+            obj.setdefault("apiVersion", self.resource.api_version)
+            obj.setdefault("kind", self.resource.kind)
+            if self.as_table:
+                rv = obj.get("metadata", {}).get("resourceVersion", "")
+                obj = tables.to_table(self.resource.kind, [obj], self.now(), rv)
+            line = orjson.dumps({"type": kind, "object": obj}) + b"\n"
+            if lines is not None and not self.as_table:
+                lines[key] = line
+        await self.response.write(line)
 
     async def event(self, event: WatchEvent, keep) -> None:
         """Selectors turn an object leaving the selection into DELETED, entering into ADDED."""
         now_in = keep is None or (event.type != "DELETED" and keep(event.obj))
         if event.type == "DELETED":
             if keep is None or keep(event.obj):
-                await self.send("DELETED", event.obj)
+                await self.send("DELETED", event.obj, event.lines)
             return
         was_in = event.prev is not None and (keep is None or keep(event.prev))
         if keep is None:
-            await self.send(event.type, event.obj)
+            await self.send(event.type, event.obj, event.lines)
         elif now_in and was_in:
-            await self.send("MODIFIED", event.obj)
+            await self.send("MODIFIED", event.obj, event.lines)
         elif now_in:
-            await self.send("ADDED", event.obj)
+            await self.send("ADDED", event.obj, event.lines)
         elif was_in:
-            await self.send("DELETED", event.obj)
+            await self.send("DELETED", event.obj, event.lines)
 
     async def bookmark(self, resource: Resource, revision: int) -> None:
         obj = {"kind": resource.kind, "apiVersion": resource.api_version,

@@ -10,16 +10,17 @@ objects by `node_restriction`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from apiserver import http_util, registry, status
 from apiserver.auth import pki, rbac, tokens
 from apiserver.auth.node_restriction import node_restriction
-from apiserver.auth.user import ANONYMOUS, UserInfo, node_name
+from apiserver.auth.user import ANONYMOUS, SYSTEM_MASTERS, UserInfo, node_name
 from apiserver.request_info import RequestInfo
 from apiserver.storage import Storage
 
@@ -29,6 +30,15 @@ ALWAYS_PUBLIC = {"/healthz", "/livez", "/readyz", "/version"}
 _RBAC_KINDS = ("roles", "clusterroles", "rolebindings", "clusterrolebindings")
 
 
+class _Policy(NamedTuple):
+    """The RBAC objects as rbac.authorize takes them, indexed once per reload."""
+
+    roles: dict
+    cluster_roles: dict
+    role_bindings: list[dict]
+    cluster_role_bindings: list[dict]
+
+
 class Security:
     def __init__(self, storage: Storage, users: Mapping[str, UserInfo],
                  sa_verifier: tokens.ServiceAccountVerifier | None, rbac_enabled: bool) -> None:
@@ -36,8 +46,9 @@ class Security:
         self.users = users
         self.sa_verifier = sa_verifier
         self.rbac_enabled = rbac_enabled
-        self._policy: dict[str, list[dict]] = {}
+        self._policy: _Policy | None = None
         self._policy_at = 0.0
+        self._reload = asyncio.Lock()  # one reload at a time; requests meanwhile wait
 
     def authenticate(self, request: web.Request) -> UserInfo | None:
         subject = None
@@ -60,11 +71,11 @@ class Security:
         verdict = node_restriction(user, attrs, lookup)
         if verdict is False:
             raise rbac.forbidden(attrs, "")
+        if SYSTEM_MASTERS in user.groups:
+            return  # what rbac.authorize answers first, without loading the policy
         policy = await self._load_policy()
-        allowed, reason = rbac.authorize(
-            attrs, rbac.index_roles(policy["roles"]),
-            rbac.index_cluster_roles(policy["clusterroles"]),
-            policy["rolebindings"], policy["clusterrolebindings"])
+        allowed, reason = rbac.authorize(attrs, policy.roles, policy.cluster_roles,
+                                         policy.role_bindings, policy.cluster_role_bindings)
         if not allowed:
             if user == ANONYMOUS:
                 raise status.unauthorized() if path not in ALWAYS_PUBLIC else \
@@ -87,17 +98,33 @@ class Security:
                 obj = None
         return lambda: obj
 
-    async def _load_policy(self) -> dict[str, list[dict]]:
-        now = time.monotonic()
-        if now - self._policy_at > RBAC_TTL or not self._policy:
-            policy: dict[str, list[dict]] = {}
+    def _fresh_policy(self) -> _Policy | None:
+        if self._policy is not None and time.monotonic() - self._policy_at <= RBAC_TTL:
+            return self._policy
+        return None
+
+    async def _load_policy(self) -> _Policy:
+        """The RBAC objects, read again at most every RBAC_TTL seconds: one reload at a
+        time (concurrent requests wait for it rather than each reading the store), and
+        indexed once per reload rather than once per request."""
+        policy = self._fresh_policy()
+        if policy is not None:
+            return policy
+        async with self._reload:
+            policy = self._fresh_policy()
+            if policy is not None:
+                return policy
+            now = time.monotonic()
+            objects: dict[str, list[dict]] = {}
             for plural in _RBAC_KINDS:
                 resource = registry.lookup("rbac.authorization.k8s.io", "v1", plural)
                 assert resource is not None
-                policy[plural] = (await self.storage.list(resource, None)).items
-            self._policy = policy
+                objects[plural] = (await self.storage.list(resource, None)).items
+            self._policy = _Policy(rbac.index_roles(objects["roles"]),
+                                   rbac.index_cluster_roles(objects["clusterroles"]),
+                                   objects["rolebindings"], objects["clusterrolebindings"])
             self._policy_at = now
-        return self._policy
+            return self._policy
 
 
 def from_args(args: argparse.Namespace, storage: Storage) -> Security:

@@ -1,7 +1,11 @@
 """One store watch per apiserver, fanned out to every API watch it serves.
 
 The cache watches all of `/registry/` from the revision at which it started and keeps
-the most recent events in a ring. An API watch from resourceVersion R is served from the
+the most recent events in a ring, as the store sent them (bytes): each event is decoded
+once when it arrives, for the watches open then, and again only when a new watch replays
+it. Decoded objects would make the ring tens of times larger and, as millions of
+long-lived Python objects, make every full garbage collection pause the apiserver for
+up to a second. An API watch from resourceVersion R is served from the
 ring when the ring still holds everything after R; an older R gets its own store watch
 (the store keeps history until compaction); older than the store's compaction it gets
 410 Gone, and the client re-lists, as with Kubernetes.
@@ -13,11 +17,11 @@ import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apiserver import status, storage
 from store.client import StoreClient, StoreUnavailable, WatchCompacted, prefix_range_end
-from store.kv_types import DELETE
+from store.kv_types import DELETE, Event
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ class WatchEvent:
     key: bytes
     obj: dict  # the object after the change (before it, for DELETED)
     prev: dict | None
+    # Encoded watch lines by (type, apiVersion, kind): one encoding for every watch.
+    lines: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def to_watch_event(event) -> WatchEvent:
@@ -65,8 +71,11 @@ class Subscription:
         self.closed = False
         self.error: status.ApiError | None = None
 
+    def wants(self, revision: int, key: bytes) -> bool:
+        return not self.closed and revision > self.after and key.startswith(self.prefix)
+
     def offer(self, event: WatchEvent) -> None:
-        if self.closed or event.revision <= self.after or not event.key.startswith(self.prefix):
+        if not self.wants(event.revision, event.key):
             return
         try:
             self.queue.put_nowait(event)
@@ -85,6 +94,16 @@ class Subscription:
             except asyncio.QueueFull:
                 self.queue.get_nowait()
 
+    async def next(self) -> WatchEvent | None:
+        """The next event, None once the subscription ended (or its error). Unlike a step
+        of the async iterator, this may be cancelled (a timeout) without ending it."""
+        event = await self.queue.get()
+        if event is None:
+            self.queue.put_nowait(None)  # the end stays the end for a later call
+            if self.error is not None:
+                raise self.error
+        return event
+
     async def __aiter__(self) -> AsyncIterator[WatchEvent]:
         while True:
             event = await self.queue.get()
@@ -99,7 +118,7 @@ class WatchCache:
     def __init__(self, client: StoreClient, capacity: int = 20000) -> None:
         self.client = client
         self.capacity = capacity
-        self.ring: collections.deque[WatchEvent] = collections.deque()
+        self.ring: collections.deque[Event] = collections.deque()  # store events
         self.floor = 0  # the ring holds every event with revision > floor
         self.latest = 0  # the newest revision the cache has seen
         self.ready = asyncio.Event()
@@ -141,9 +160,7 @@ class WatchCache:
                 ) as watch:
                     async for batch in watch:
                         for event in batch.events:
-                            converted = _convert(event)
-                            if converted is not None:
-                                self._publish(converted)
+                            self._publish(event)
                         self.latest = max(self.latest, batch.revision)
             except (WatchCompacted, StoreUnavailable) as exc:
                 log.warning("watch cache lost the store watch (%s); restarting", exc)
@@ -160,13 +177,20 @@ class WatchCache:
         self.latest = revision
         self.ready.set()
 
-    def _publish(self, event: WatchEvent) -> None:
+    def _publish(self, event: Event) -> None:
+        revision, key = event.kv.mod_revision, event.kv.key
         self.ring.append(event)
-        self.latest = max(self.latest, event.revision)
+        self.latest = max(self.latest, revision)
         while len(self.ring) > self.capacity:
-            self.floor = self.ring.popleft().revision
+            self.floor = self.ring.popleft().kv.mod_revision
+        converted: WatchEvent | None = None  # decoded once, for every watch that wants it
         for sub in list(self._subscribers):
-            sub.offer(event)
+            if sub.wants(revision, key):
+                if converted is None:
+                    converted = _convert(event)
+                    if converted is None:
+                        return
+                sub.offer(converted)
             if sub.closed:
                 self._subscribers.discard(sub)
 
@@ -176,7 +200,10 @@ class WatchCache:
             return None
         sub = Subscription(prefix, after)
         for event in self.ring:
-            sub.offer(event)
+            if sub.wants(event.kv.mod_revision, event.kv.key):
+                converted = _convert(event)
+                if converted is not None:
+                    sub.offer(converted)
         self._subscribers.add(sub)
         return sub
 

@@ -32,6 +32,8 @@ bench/RESULTS-apiserver.md.
 
     .venv/bin/python bench/apiserver_bench.py --repeats 3
 
+Several sessions in one table: `apiserver_bench.py --summarize OUT.md RAWDIR...`.
+
 Profiling (`--profile CASE`, e.g. `--profile watch --repeats 1 --results ''`) samples the
 three apiservers with py-spy (raw collapsed stacks, --threads --nonblocking) during that
 case and writes a per-process summary next to the raw JSON.
@@ -520,6 +522,7 @@ class Stack:
 
         self.dir = Path(tempfile.mkdtemp(prefix="kubelite-apibench-", dir=tmp_dir))
         self.store = self.apis = self.lb = None
+        self.user = "admin"  # whose token the load uses (bind_rbac_user: "rbac")
         try:
             self.store = KubeliteCluster(3, tmp_dir=self.dir)
             wait_for_leader(self.store)
@@ -533,7 +536,37 @@ class Stack:
 
     def spec(self, **kw: Any) -> dict:
         return {"url": self.lb.url, "ca": str(self.apis.paths.ca_cert),
-                "token": self.apis.admin_token, **kw}
+                "token": self.token, **kw}
+
+    @property
+    def token(self) -> str:
+        return self.apis.viewer_token if self.user == "rbac" else self.apis.admin_token
+
+    def bind_rbac_user(self) -> None:
+        """Make the token file's `viewer` a cluster-admin through RBAC, and use it."""
+        async def go(api: ApiClient) -> None:
+            binding = {"apiVersion": "rbac.authorization.k8s.io/v1",
+                       "kind": "ClusterRoleBinding", "metadata": {"name": "bench-viewer-admin"},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                   "kind": "ClusterRole", "name": "cluster-admin"},
+                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                     "name": "viewer"}]}
+            try:
+                await api.create(binding)
+            except ApiStatusError as exc:
+                if exc.code != 409:
+                    raise
+        asyncio.run(_api_call(self, go))
+        self.user = "rbac"
+        deadline = time.monotonic() + 30
+        while True:  # every apiserver reloads its RBAC policy within a second
+            try:
+                ensure_namespace(self, "bench-ol")
+                return
+            except ApiStatusError as exc:
+                if exc.code != 403 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def pids(self) -> dict[str, list[int]]:
         return {"apiserver": [m.proc.pid for m in self.apis.members],
@@ -647,6 +680,7 @@ def maybe_profile(a, case: str, stack: Stack, seconds: float, raw_dir: Path) -> 
 
 
 def record(raw_dir: Path, runs: list[dict], rec: dict) -> None:
+    rec["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
     runs.append(rec)
     fname = f"r{rec['repeat']}-{rec['case']}.json".replace(" ", "_").replace("/", "-")
     (raw_dir / fname).write_text(json.dumps(rec, indent=1))
@@ -707,6 +741,8 @@ async def fanout(stack: Stack, a, rep: int, raw_dir: Path) -> tuple[dict, dict, 
                 raise RuntimeError(f"watcher did not get ready: {line[:300]!r} {err[-2000:]!r}")
             ready.append(json.loads(line[6:]))
         setup_cpu = setup.stop()
+        readers = [asyncio.ensure_future(p.stdout.read()) for p in procs]
+        stderr_drains = [asyncio.ensure_future(p.stderr.read()) for p in procs]
         watch_conns = _connections_per_apiserver(stack)
         await asyncio.sleep(1.0)
         prof = maybe_profile(a, "watch", stack, write_s + 3, raw_dir)
@@ -728,15 +764,22 @@ async def fanout(stack: Stack, a, rep: int, raw_dir: Path) -> tuple[dict, dict, 
                     acks[name] = loop.time()
                 except Exception as exc:  # noqa: BLE001
                     errors.add(exc)
+        # Watchers end by themselves once every watch has every event; those still
+        # waiting after the drain timeout are told to stop (a line on stdin).
+        done, _ = await asyncio.wait(readers, timeout=WATCH_DRAIN_TIMEOUT)
+        for p, reader in zip(procs, readers, strict=True):
+            if reader not in done and p.stdin is not None:
+                p.stdin.write(b"END\n")
+                await p.stdin.drain()
+        await asyncio.wait(readers, timeout=30)
         outs = []
-        drain_until = loop.time() + WATCH_DRAIN_TIMEOUT
-        for p in procs:
-            try:
-                out, _ = await asyncio.wait_for(p.communicate(b""),
-                                                max(drain_until - loop.time(), 1.0) + 15)
-            except TimeoutError:
+        for p, reader in zip(procs, readers, strict=True):
+            if not reader.done():
                 p.kill()
-                out, _ = await p.communicate()
+            out = await reader
+            err = await stderr_drains[procs.index(p)]
+            if not out.strip():
+                raise RuntimeError(f"watcher gave no result: {err[-2000:]!r}")
             outs.append(json.loads(out.decode().strip().splitlines()[-1]))
         cpu = meter.stop()
         if prof is not None:
@@ -798,6 +841,11 @@ def fmt(xs: list[float | None], digits: int = 1) -> str:
     return f"{m:,.{digits}f} [{min(xs):,.{digits}f}-{max(xs):,.{digits}f}]"
 
 
+USERS = {"admin": "the admin (group system:masters, allowed before RBAC is consulted)",
+         "rbac": "a user bound to ClusterRole cluster-admin by a ClusterRoleBinding "
+                 "(every request evaluated by RBAC, as for controllers and agents)"}
+
+
 def _g(r: dict, *path: str) -> Any:
     for p in path:
         if r is None:
@@ -820,7 +868,8 @@ def table(runs: list[dict], info: dict) -> str:
     add(f"- Command: `{info['command']}`")
     add(f"- Setup: 3 `kubelite store` members, 3 `kubelite apiserver`s (TLS, token auth, "
         f"RBAC), HAProxy ({info['balance']}, TCP passthrough) in front, all on 127.0.0.1. "
-        "Every request goes through HAProxy over TLS with the admin's bearer token, on "
+        f"Every request goes through HAProxy over TLS with the bearer token of "
+        f"{USERS[info.get('user', 'admin')]}, on "
         "keep-alive connections of `apiserver.client.ApiClient` (aiohttp); the load runs in "
         "child processes of the benchmark (their CPU is the *client* column).")
     add(f"- Repeats: {info['repeats']}; cells are median [min-max] over them. Open loop: "
@@ -839,7 +888,8 @@ def table(runs: list[dict], info: dict) -> str:
         f"the apiservers by HAProxy), then {info['writes']} creates at {info['write_rate']:g}"
         "/s; latency from the create's answer (ack) to the last of the watches receiving "
         "its ADDED event, per write.")
-    add(f"- Raw per-run JSON: `{info['raw_dir']}`\n")
+    add(f"- Raw per-run JSON: `{info['raw_dir']}`; 1-minute load average after each run "
+        f"(2 CPUs): median {fmt([r.get('loadavg_1m_after') for r in runs])}\n")
 
     add("## Results against the targets\n")
     add("| case | p50 | p99 | throughput | errors | target | result |")
@@ -950,9 +1000,35 @@ def table(runs: list[dict], info: dict) -> str:
 
 # ==== main =====================================================================================
 
+def summarize_sessions(dirs: list[str], results: str) -> int:
+    """The table over several sessions' raw runs (e.g. sessions run in turn with another
+    build), their repeats numbered in order; the first session's settings head it."""
+    runs: list[dict] = []
+    infos = []
+    for d in dirs:
+        info = json.loads((Path(d) / "session.json").read_text())
+        infos.append(info)
+        offset = 1 + max((r["repeat"] for r in runs), default=-1)
+        for f in sorted(Path(d).glob("r*-*.json")):
+            rec = json.loads(f.read_text())
+            rec["repeat"] += offset
+            runs.append(rec)
+    info = dict(infos[0])
+    info["repeats"] = 1 + max((r["repeat"] for r in runs), default=-1)
+    info["command"] = "; ".join(i["command"] for i in infos)
+    info["raw_dir"] = ", ".join(i["raw_dir"] for i in infos)
+    text = table(runs, info)
+    print(text)
+    if results:
+        Path(results).write_text(text)
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         return worker_main(sys.argv[2])
+    if len(sys.argv) >= 3 and sys.argv[1] == "--summarize":
+        return summarize_sessions(sys.argv[3:], sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -964,6 +1040,9 @@ def main() -> int:
     ap.add_argument("--watchers", type=int, default=1000)
     ap.add_argument("--writes", type=int, default=50, help="fan-out: creates to watch")
     ap.add_argument("--write-rate", type=float, default=10.0, help="fan-out: creates/s")
+    ap.add_argument("--user", choices=sorted(USERS), default="admin",
+                    help="whose token the load uses: " + "; ".join(
+                        f"{k}: {v}" for k, v in USERS.items()))
     ap.add_argument("--only", default="", help="comma list of case-name prefixes "
                     "(create, get, update, list, watch)")
     ap.add_argument("--profile", default="", help="comma list of cases to sample the "
@@ -998,7 +1077,7 @@ def main() -> int:
         "repeats": a.repeats, "rate": a.rate, "seconds": a.seconds,
         "closed_clients": a.closed_clients, "closed_seconds": a.closed_seconds,
         "pods": a.pods, "watchers": a.watchers, "writes": a.writes,
-        "write_rate": a.write_rate, "balance": "leastconn",
+        "write_rate": a.write_rate, "balance": "leastconn", "user": a.user,
         "raw_dir": os.path.relpath(raw_dir, REPO), "case_order": case_order,
     }
     runs: list[dict] = []
@@ -1009,6 +1088,8 @@ def main() -> int:
               f"pids {stack.pids()}", flush=True)
         for ns in ("bench-ol", "bench-cl", "bench-list"):
             ensure_namespace(stack, ns)
+        if a.user == "rbac":
+            stack.bind_rbac_user()
         if any(on(c) for c in case_order if c.startswith("list")):
             meter = CpuMeter(stack.pids())
             res = run_worker(stack.spec(mode="preload", ns="bench-list", count=a.pods,

@@ -235,8 +235,7 @@ class LeaderElector:
 
     async def _acquire(self) -> None:
         while not await self._try_acquire_or_renew():
-            period = self.config.retry_period
-            await asyncio.sleep(random.uniform(period, period * (1 + JITTER_FACTOR)))
+            await asyncio.sleep(self._retry_delay())
         assert self._term is not None
         log.info("%s: acquired lease %s/%s (term %d)", self.identity, self.config.namespace,
                  self.config.name, self._term.number)
@@ -304,6 +303,19 @@ class LeaderElector:
         else:
             self._term.renewed_at = sent
         return True
+
+    def _retry_delay(self) -> float:
+        """A jittered retry period, cut short to wake right when the holder's lease (as
+        we observed it) runs out, so a dead leader is replaced without polling lag."""
+        period = self.config.retry_period
+        delay = random.uniform(period, period * (1 + JITTER_FACTOR))
+        observed = self._observed
+        if observed is not None and observed.record[0]:
+            declared = observed.record[1]
+            duration = declared if isinstance(declared, int) and declared > 0 \
+                else self.config.lease_duration
+            delay = min(delay, max(0.0, observed.at + duration - self.clock()))
+        return delay
 
     def _call_timeout(self) -> float:
         """A lease call must not outlast the renew deadline while leading."""

@@ -13,9 +13,11 @@ owns everything that crosses that boundary:
   applied here (a read barrier through the log), then reads local state. A member cut
   off from the majority cannot commit the barrier, so it can never serve a stale read;
 * snapshots through our own serializer (`store.snapshot`), never pickling the object;
-* peer traffic always encrypted and authenticated (pysyncobj's `password`).
+* peer traffic always encrypted and authenticated (pysyncobj's `password`, with
+  `store.raft_wire`'s AES-GCM cipher, pickle protocol 5, no compression, and the journal
+  synced off the GIL: see that module for why and how much).
 
-Only this module touches pysyncobj.
+Only this module (and its helper store.raft_wire) touches pysyncobj.
 """
 
 from __future__ import annotations

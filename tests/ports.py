@@ -18,6 +18,7 @@ or a slow-dying process from an earlier test can never reach a later one.
 from __future__ import annotations
 
 import random
+import atexit
 import socket
 import threading
 
@@ -92,3 +93,11 @@ def release(ports: list[int]) -> None:
             claim = _reservations.pop(port, None)
             if claim is not None:
                 claim.close()
+
+
+def release_all() -> None:
+    """Give back every reservation this process still holds (at the end of a run)."""
+    release(list(_reservations))
+
+
+atexit.register(release_all)

@@ -36,6 +36,7 @@ from apiserver.auth import kubeconfig
 from apiserver.client import ApiClient, ApiStatusError
 from apiserver.quantities import cpu_millis
 from tests.apiserver_cluster import ApiserverCluster
+from tests.apiserver_http import Api
 from tests.clusters import Member, wait_until
 from tests.hollow_nodes import HollowNodes
 from tests.kubelite_cluster import REPO, KubeliteCluster
@@ -126,11 +127,20 @@ def cluster(request: pytest.FixtureRequest,
 
 @pytest.fixture
 def healthy(cluster: Cluster) -> Cluster:
-    """Both schedulers running (an earlier test may have killed one) and one leading."""
+    """Both schedulers running (an earlier test may have killed one), one holding the
+    lease, and the other synced as its standby."""
     cluster.schedulers.ensure_running()
-    wait_until(lambda: sum("acquired lease" in cluster.schedulers.log(i)
-                           or "informers synced" in cluster.schedulers.log(i)
-                           for i in range(2)) == 2, 30, what="schedulers started")
+    api = Api(cluster.apis.urls[0], cluster.apis.paths.ca_cert, token=cluster.apis.admin_token)
+
+    def settled() -> bool:
+        reply = api.get(LEASE_PATH)
+        if reply.code != 200 or not reply.json["spec"].get("holderIdentity"):
+            return False
+        # Each process's latest start has synced its informers.
+        return all("informers synced" in cluster.schedulers.log(i).rsplit("===== start", 1)[-1]
+                   for i in range(2))
+
+    wait_until(settled, 30, what="a scheduler leading and a standby synced")
     return cluster
 
 
@@ -393,14 +403,16 @@ def test_a_paused_leader_wakes_up_fenced(healthy: Cluster) -> None:
 
                 await eventually(taken_over, TAKEOVER_BOUND + 2, "the standby holds the lease")
                 await nodes.add_node("pause-big", cpu="40")
+                logged = len(healthy.schedulers.log(index))
                 old.resume()
 
                 async def all_bound() -> bool:
                     return all(p["spec"].get("nodeName") for p in await pods_of(api, "pause"))
 
                 await eventually(all_bound, 20, "10 pods bound")
-                await eventually(lambda: "stopped leading" in healthy.schedulers.log(index),
-                                 10, "the old leader steps down")
+                await eventually(
+                    lambda: "stopped leading" in healthy.schedulers.log(index)[logged:],
+                    10, "the old leader steps down")
                 events = await events_of(api, "pause")
                 assert {e["reportingInstance"] for e in events if e["reason"] == "Scheduled"} \
                     == {f"sched-{1 - index}"}
