@@ -1,20 +1,61 @@
 #!/usr/bin/env bash
-# The main job: set this machine up, start a local 3-member kubelite store cluster on
-# 127.0.0.1, run a short demo against it, and print how to reach it.
+# The main job: set this machine up, start kubelite's control plane on loopback (a
+# 3-member store, two apiservers with TLS/RBAC, the scheduler and controller-manager),
+# show the store's API in a short demo, apply a sample workload, and print how to reach
+# the cluster with kubectl.
 #
-#   bash scripts/run.sh          # up + demo
-#   bash scripts/run.sh down     # stop the cluster started here (by its recorded PIDs)
+#   bash scripts/run.sh          # up + demo + sample workload
+#   bash scripts/run.sh down     # stop what was started here (by its recorded PIDs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 DIR=${KUBELITE_LOCAL_DIR:-.kubelite-local}
 if [ "${1:-up}" = "down" ]; then
-  exec .venv/bin/python -m store.local_cluster down --dir "$DIR"
+  exec .venv/bin/python -m provisioning.loopback down --dir "$DIR"
 fi
-.venv/bin/python -m store.local_cluster up --dir "$DIR"
+.venv/bin/python -m provisioning.loopback up --dir "$DIR" --no-sample
 echo
-echo "demo:"
-.venv/bin/python -m store.local_cluster demo --dir "$DIR"
+echo "store demo (etcd's v3 JSON API):"
+.venv/bin/python -m store.local_cluster demo --dir "$DIR/store"
 echo
-echo "stop it with: bash scripts/run.sh down"
+echo "sample workload:"
+KUBECONFIG="$DIR/admin.kubeconfig" kubectl apply -f - <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: greeting, namespace: demo}
+data: {message: hello from kubelite}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: python:3
+        command: ["python3", "-m", "http.server", "8080"]
+        ports: [{containerPort: 8080}]
+        resources: {requests: {cpu: 50m, memory: 32Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+sleep 2
+KUBECONFIG="$DIR/admin.kubeconfig" kubectl get all -n demo
+echo
+echo "reach it with:  export KUBECONFIG=$(cd "$DIR" && pwd)/admin.kubeconfig; kubectl get all -A"
+echo "(pods stay Pending until node agents join: this build has no node agent yet)"
+echo "stop it with:   bash scripts/run.sh down"

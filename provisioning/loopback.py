@@ -1,0 +1,185 @@
+"""A whole control plane on this machine's loopback, for trying kubelite out.
+
+    python -m provisioning.loopback up [--dir .kubelite-local]
+    python -m provisioning.loopback down [--dir .kubelite-local]
+
+`up` starts a 3-member store (store.local_cluster), two apiservers with TLS, tokens and
+RBAC, and, when present in this build, the scheduler and the controller-manager; it
+writes the PKI and an admin kubeconfig into the directory, applies a sample workload and
+prints how to reach the cluster. Every process is recorded by PID in the directory's
+state file; `down` stops exactly those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from apiserver.auth import kubeconfig, pki
+from store import local_cluster
+
+STATE_FILE = "control-plane.json"
+SAMPLE = """apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: greeting, namespace: demo}
+data: {message: hello from kubelite}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: python:3
+        command: ["python3", "-m", "http.server", "8080"]
+        ports: [{containerPort: 8080}]
+        resources: {requests: {cpu: 50m, memory: 32Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def _spawn(argv: list[str], log_path: Path) -> int:
+    log = open(log_path, "ab")  # noqa: SIM115 (the child keeps it)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc.pid
+
+
+def _ready(url: str, ca: Path, timeout: float) -> bool:
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1.0, context=context) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def up(directory: Path) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    state_path = directory / STATE_FILE
+    if state_path.exists():
+        down(directory)
+    store = local_cluster.up(directory / "store", 3)
+    endpoints = ",".join(m["endpoint"] for m in store["members"])
+    paths = pki.ensure_pki(directory / "pki", ["127.0.0.1", "localhost"])
+    token = secrets.token_hex(16)
+    tokens = directory / "tokens.csv"
+    tokens.write_text(f'{token},admin,admin-uid,"system:masters"\n'
+                      f'{secrets.token_hex(16)},system:kube-scheduler,scheduler-uid,\n'
+                      f'{secrets.token_hex(16)},system:kube-controller-manager,cm-uid,\n')
+    tokens.chmod(0o600)
+    processes = []
+    urls = []
+    for i in range(2):
+        port = local_cluster._free_port()
+        url = f"https://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "apiserver.main", "--store-endpoints", endpoints,
+                "--listen", f"127.0.0.1:{port}", "--tls-cert-file", str(paths.serving_cert),
+                "--tls-private-key-file", str(paths.serving_key),
+                "--client-ca-file", str(paths.ca_cert), "--token-auth-file", str(tokens),
+                "--service-account-key-file", str(paths.sa_pub)]
+        pid = _spawn(argv, directory / f"apiserver{i}.log")
+        processes.append({"name": f"apiserver{i}", "pid": pid, "url": url})
+        urls.append(url)
+    config = directory / "admin.kubeconfig"
+    kubeconfig.write_kubeconfig(config, urls, paths.ca_cert, "admin", token=token)
+    for proc in processes:
+        if not _ready(proc["url"], paths.ca_cert, 30.0):
+            raise SystemExit(f"{proc['name']} did not become ready; see "
+                             f"{directory / (proc['name'] + '.log')}")
+    for component, module in (("scheduler", "controllers.scheduler_runner"),
+                              ("controller-manager", "controllers.manager")):
+        if importlib.util.find_spec(module) is None:
+            continue
+        extra = ["--service-account-private-key-file", str(paths.sa_key)] \
+            if component == "controller-manager" else []
+        pid = _spawn([sys.executable, "-m", "kubelite_cli", component, "--kubeconfig",
+                      str(config), *extra], directory / f"{component}.log")
+        processes.append({"name": component, "pid": pid})
+    state = {"store_dir": str(directory / "store"), "processes": processes,
+             "kubeconfig": str(config), "apiservers": urls}
+    state_path.write_text(json.dumps(state, indent=2))
+    return state
+
+
+def down(directory: Path) -> None:
+    state_path = directory / STATE_FILE
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        for proc in state["processes"]:
+            if local_cluster._alive(proc["pid"]):
+                os.kill(proc["pid"], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in state["processes"]:
+            while local_cluster._alive(proc["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if local_cluster._alive(proc["pid"]):
+                os.kill(proc["pid"], signal.SIGKILL)
+        state_path.unlink()
+    local_cluster.down(directory / "store")
+
+
+def apply_sample(state: dict, directory: Path) -> None:
+    manifest = directory / "sample.yaml"
+    manifest.write_text(SAMPLE)
+    env = dict(os.environ, KUBECONFIG=state["kubeconfig"])
+    subprocess.run(["kubectl", "apply", "-f", str(manifest)], env=env, check=False,
+                   timeout=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m provisioning.loopback",
+                                description="Run kubelite's control plane on loopback.")
+    p.add_argument("action", choices=("up", "down"))
+    p.add_argument("--dir", default=".kubelite-local", help="state, PKI, data and logs")
+    p.add_argument("--no-sample", action="store_true", help="do not apply the sample workload")
+    args = p.parse_args(argv)
+    directory = Path(args.dir).resolve()
+    if args.action == "down":
+        down(directory)
+        print("stopped")
+        return 0
+    state = up(directory)
+    if not args.no_sample:
+        apply_sample(state, directory)
+    print("\nkubelite control plane is up on loopback:")
+    for proc in state["processes"]:
+        print(f"  {proc['name']:<20} pid {proc['pid']}  {proc.get('url', '')}")
+    print(f"  store members         {state['store_dir']}/cluster.json")
+    print(f"\nreach it with:\n  export KUBECONFIG={state['kubeconfig']}\n"
+          f"  kubectl get all -n demo")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
