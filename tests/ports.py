@@ -17,8 +17,8 @@ or a slow-dying process from an earlier test can never reach a later one.
 
 from __future__ import annotations
 
-import random
 import atexit
+import random
 import socket
 import threading
 
