@@ -138,15 +138,34 @@ async def create_all(api: ApiClient, pods: list[dict[str, Any]], concurrency: in
         await asyncio.gather(*(one(p) for p in pods[start:start + 1000]))
 
 
-async def create_at_rate(api: ApiClient, pods: list[dict[str, Any]], rate: float) -> None:
+async def create_at_rate(api: ApiClient, pods: list[dict[str, Any]], rate: float,
+                         concurrency: int) -> None:
+    """Start one create every 1/rate s (at most `concurrency` in flight: an overloaded
+    apiserver slows the stream down rather than drowning in requests)."""
     loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(pod: dict[str, Any]) -> None:
+        try:
+            for _ in range(5):
+                try:
+                    await api.create(pod)
+                    return
+                except ApiStatusError as err:
+                    if err.code == 409:
+                        return  # an earlier attempt landed
+                    await asyncio.sleep(0.5)
+        finally:
+            gate.release()
+
     begin = loop.time()
     tasks = []
     for i, pod in enumerate(pods):
         delay = begin + i / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(loop.create_task(api.create(pod)))
+        await gate.acquire()
+        tasks.append(loop.create_task(one(pod)))
     await asyncio.gather(*tasks)
 
 
@@ -301,7 +320,7 @@ async def bench(args: argparse.Namespace, apis: ApiserverCluster, store: Kubelit
         if args.stream:
             more = [template_pod(args.pods + i, args.templates) for i in range(args.stream)]
             t0 = time.monotonic()
-            await create_at_rate(api, more, args.rate)
+            await create_at_rate(api, more, args.rate, args.concurrency)
             more_names = [p["metadata"]["name"] for p in more]
             await observer.wait_bound(more_names, args.timeout)
             print(f"stream of {args.stream} pods at {args.rate:.0f}/s "

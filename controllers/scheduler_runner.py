@@ -174,7 +174,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler-name", default=events.SCHEDULER_NAME,
                    help="schedule pods whose spec.schedulerName is this")
     p.add_argument("--identity", default="",
-                   help="leader-election identity (kubelite's; default hostname_uuid)")
+                   help="leader-election identity, unique per process: a new process with "
+                        "the holder's identity takes its lease at once (kubelite's flag; "
+                        "default hostname_uuid)")
     p.add_argument("--bind-concurrency", type=int, default=Options.writers,
                    help="bindings and status writes in flight at most")
     p.add_argument("--log-level", default="info",
