@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -25,6 +26,12 @@ import sys
 from aiohttp import web
 
 log = logging.getLogger("kubelite.apiserver")
+
+# Python's default (700, 10, 10) runs a young collection every 700 allocations: a LIST of
+# 10,000 pods (a million decoded objects) then spends most of its time in the collector,
+# scanning the growing list again and again (bench/PROFILE-apiserver.md). Decoded objects
+# hold no reference cycles; the few cycles aiohttp and asyncio leave are still collected.
+GC_THRESHOLDS = (50_000, 20, 10)
 
 DEFAULT_SA_ISSUER = "https://kubernetes.default.svc.cluster.local"  # = tokens.DEFAULT_ISSUER
 
@@ -91,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not (args.tls_cert_file and args.tls_private_key_file):
         raise SystemExit("kubelite apiserver: give --tls-cert-file and --tls-private-key-file "
                          "(or --insecure-http on loopback for development)")
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(_serve(args, host, port))
     return 0
 

@@ -84,6 +84,7 @@ OPEN_LOOP_CLIENTS = 8         # keep-alive clients the open loop spreads its req
 FANOUT_PROCS = 4              # processes holding the watches
 MAX_CLOSED_REQUESTS = 200_000  # a closed loop also stops here, whatever its time limit
 WATCH_READY_TIMEOUT = 180.0
+WATCH_OPEN_BATCH = 25         # watches a watcher process opens at a time (TLS handshakes)
 WATCH_DRAIN_TIMEOUT = 30.0    # after the last write, how long watchers may take to catch up
 
 
@@ -469,13 +470,20 @@ async def watchers(spec: dict) -> dict:
         loop.call_soon_threadsafe(end.set)
 
     threading.Thread(target=wait_end, daemon=True).start()
-    tasks = [asyncio.create_task(follow(s)) for s in streams]
+    tasks: list[asyncio.Task] = []
     t0 = loop.time()
     try:
-        while sum(s.server is not None for s in streams) + complete < count:
-            if loop.time() - t0 > WATCH_READY_TIMEOUT:
-                break
-            await asyncio.sleep(0.05)
+        # A few at a time: a storm of 1,000 TLS handshakes starves the apiservers' event
+        # loops, and HAProxy's health checks with them (all servers marked down at once).
+        for k in range(0, count, WATCH_OPEN_BATCH):
+            batch = streams[k:k + WATCH_OPEN_BATCH]
+            started = [asyncio.create_task(follow(s)) for s in batch]
+            tasks.extend(started)
+            while not all(s.server is not None or t.done()
+                          for s, t in zip(batch, started, strict=True)):
+                if loop.time() - t0 > WATCH_READY_TIMEOUT:
+                    break
+                await asyncio.sleep(0.01)
         opened = sum(s.server is not None for s in streams)
         servers = collections.Counter(s.server for s in streams if s.server)
         print("READY " + json.dumps({"opened": opened, "open_s": round(loop.time() - t0, 2),
@@ -603,15 +611,28 @@ def rss_mib(pids: list[int]) -> list[float]:
     return out
 
 
+def haproxy_downs(stack: Stack) -> int:
+    """How many times HAProxy has marked an apiserver down so far (its log)."""
+    try:
+        text = stack.lb.member.log_path.read_text(errors="replace")
+    except OSError:
+        return -1
+    return len(re.findall(r"^Server \S+ is DOWN", text, re.M))
+
+
 class CpuMeter:
-    def __init__(self, pids: dict[str, list[int]]) -> None:
+    def __init__(self, pids: dict[str, list[int]], stack: Stack | None = None) -> None:
         self.pids = pids
+        self.stack = stack
+        self.downs = haproxy_downs(stack) if stack is not None else 0
         self.start = {k: cpu_seconds(v) for k, v in pids.items()}
         self.t0 = time.monotonic()
 
     def stop(self) -> dict:
         end = {k: cpu_seconds(v) for k, v in self.pids.items()}
         out = {"wall_s": round(time.monotonic() - self.t0, 2)}
+        if self.stack is not None:
+            out["haproxy_marked_down"] = haproxy_downs(self.stack) - self.downs
         for k in self.pids:
             out[f"{k}_cpu_s"] = [round(b - a, 2) for a, b in zip(self.start[k], end[k], strict=True)]
             out[f"{k}_rss_mib"] = rss_mib(self.pids[k])
@@ -692,7 +713,9 @@ def _brief(rec: dict) -> str:
     r = rec["result"]
     cpu = (f"| cpu api {sum(rec['apiserver_cpu_s']):.1f} store {sum(rec['store_cpu_s']):.1f} "
            f"haproxy {sum(rec['haproxy_cpu_s']):.1f} client {r.get('client_cpu_s')} "
-           f"wall {rec['wall_s']}")
+           f"wall {rec['wall_s']}"
+           + (f" | HAPROXY MARKED {rec['haproxy_marked_down']} SERVERS DOWN"
+              if rec.get("haproxy_marked_down") else ""))
     if r["mode"] == "open":
         return (f"{r['achieved_rate']}/s of {r['target_rate']} p50 {r['latency'].get('p50_ms')} "
                 f"p99 {r['latency'].get('p99_ms')} (send p99 "
@@ -724,7 +747,7 @@ async def fanout(stack: Stack, a, rep: int, raw_dir: Path) -> tuple[dict, dict, 
     write_s = a.writes / a.write_rate
     max_s = write_s + WATCH_DRAIN_TIMEOUT + 30
     procs = []
-    setup = CpuMeter(stack.pids())
+    setup = CpuMeter(stack.pids(), stack)
     for _k, count in enumerate(per):
         spec = stack.spec(mode="watchers", count=count, ns=ns, rv=rv, names=names,
                           max_seconds=max_s)
@@ -746,7 +769,7 @@ async def fanout(stack: Stack, a, rep: int, raw_dir: Path) -> tuple[dict, dict, 
         watch_conns = _connections_per_apiserver(stack)
         await asyncio.sleep(1.0)
         prof = maybe_profile(a, "watch", stack, write_s + 3, raw_dir)
-        meter = CpuMeter(stack.pids())
+        meter = CpuMeter(stack.pids(), stack)
         acks: dict[str, float] = {}
         sends: dict[str, float] = {}
         errors = _Errors()
@@ -988,6 +1011,11 @@ def table(runs: list[dict], info: dict) -> str:
         rs = [r["result"] for r in runs if r["case"] == f"list {form}"]
         if rs:
             add(f"- LIST {form}: first page after {fmt([r['first_page_s'] for r in rs], 3)} s")
+    downs = {case: sum(r.get("haproxy_marked_down", 0) + (r.get("setup") or {}).get(
+        "haproxy_marked_down", 0) for r in runs if r["case"] == case) for case in
+        info["case_order"]}
+    add("- HAProxy marked an apiserver down (health check on /readyz failed 3 times): "
+        + (", ".join(f"{n} times during {c}" for c, n in downs.items() if n) or "never"))
     rs = [r["result"] for r in runs if r["case"] == "watch fanout"]
     if rs:
         add(f"- watch fan-out: watches open after {fmt([r['open_s'] for r in rs])} s; "
@@ -1091,7 +1119,7 @@ def main() -> int:
         if a.user == "rbac":
             stack.bind_rbac_user()
         if any(on(c) for c in case_order if c.startswith("list")):
-            meter = CpuMeter(stack.pids())
+            meter = CpuMeter(stack.pids(), stack)
             res = run_worker(stack.spec(mode="preload", ns="bench-list", count=a.pods,
                                         concurrency=32, max_seconds=600), 660)
             cpu = meter.stop()
@@ -1116,7 +1144,7 @@ def main() -> int:
                                   names_run=f"ol-r{rep}",
                                   names_file=str(names_file) if verb != "create" else "")
                 prof = maybe_profile(a, case, stack, a.seconds, raw_dir)
-                meter = CpuMeter(stack.pids())
+                meter = CpuMeter(stack.pids(), stack)
                 res = run_worker(spec, a.seconds + 120)
                 cpu = meter.stop()
                 if prof is not None:
@@ -1135,7 +1163,7 @@ def main() -> int:
                                   names_run=f"ol-r{rep}",
                                   names_file=str(names_file) if verb != "create" else "")
                 prof = maybe_profile(a, case, stack, a.closed_seconds, raw_dir)
-                meter = CpuMeter(stack.pids())
+                meter = CpuMeter(stack.pids(), stack)
                 res = run_worker(spec, a.closed_seconds + 120)
                 cpu = meter.stop()
                 if prof is not None:
@@ -1148,7 +1176,7 @@ def main() -> int:
                 if not on(case):
                     continue
                 prof = maybe_profile(a, case, stack, 8, raw_dir)
-                meter = CpuMeter(stack.pids())
+                meter = CpuMeter(stack.pids(), stack)
                 res = run_worker(stack.spec(mode="list", form=form, ns="bench-list"),
                                  LIST_TIMEOUT + 60)
                 cpu = meter.stop()

@@ -341,7 +341,7 @@ def main() -> int:
     p.add_argument("--templates", type=int, default=20)
     p.add_argument("--apiservers", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=64, help="creates in flight")
-    p.add_argument("--bind-concurrency", type=int, default=32,
+    p.add_argument("--bind-concurrency", type=int, default=64,
                    help="the scheduler's bindings in flight")
     p.add_argument("--stream", type=int, default=0, help="pods created with the scheduler up")
     p.add_argument("--rate", type=float, default=200.0, help="their creation rate (pods/s)")

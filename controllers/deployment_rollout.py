@@ -249,7 +249,10 @@ class Rollout:
         return total
 
     def _scale_down_old(self, old: list[du.RSInfo], new: du.RSInfo, min_available: int) -> int:
-        available = sum(r.available for r in [*old, new])
+        # Pods above a ReplicaSet's size are being (or about to be) deleted by its
+        # controller, available ones possibly: they must not count (kubelite's guard
+        # against a pod cache that has not seen the last scale-down's deletions yet).
+        available = sum(min(r.available, r.spec_replicas) for r in [*old, new])
         if available <= min_available:
             return 0
         budget = available - min_available

@@ -34,7 +34,7 @@ from apiserver.auth import kubeconfig
 from apiserver.client import ApiClient
 from apiserver.informer import Informer
 from apiserver.informer_cache import key_of
-from controllers import election_config
+from controllers import election_config, scheduler_queue
 from controllers.event_recorder import EventRecorder
 from controllers.leader_election import LeaderElector, default_identity
 from controllers.scheduler_queue import SchedulerQueue
@@ -54,8 +54,10 @@ LEASE_NAME = "kube-scheduler"
 class Options:
     scheduler_name: str = events.SCHEDULER_NAME
     instance: str = ""  # this process's identity, in events' reportingInstance
-    writers: int = 32  # bindings and status writes in flight at most
+    writers: int = 64  # bindings and status writes in flight at most
     batch: int = 64  # pods decided per turn of the loop
+    initial_backoff: float = scheduler_queue.INITIAL_BACKOFF  # per pod, doubling ...
+    max_backoff: float = scheduler_queue.MAX_BACKOFF  # ... up to this
 
 
 def node_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -105,7 +107,8 @@ class Scheduler:
 
     async def lead(self, writer: Writer) -> None:
         """Schedule until cancelled (the lease was lost, or shutdown)."""
-        queue = SchedulerQueue()
+        queue = SchedulerQueue(initial_backoff=self.options.initial_backoff,
+                               max_backoff=self.options.max_backoff)
         term = Term(self, writer, queue, EventRecorder(writer, name="scheduler-events"))
         term.seed(self.nodes.list(), self.pods.list())
         self.term = term

@@ -201,9 +201,16 @@ def test_a_rolling_update_keeps_availability_within_max_unavailable(plane: Plane
     ns = "spread"
     floor, ceiling = 20 - 5, 20 + 5  # 25 % of 20 each way
     seen = {"min_available": 20, "max_replicas": 0}
+    was_ready: dict[str, bool] = {}
+    lost_readiness: list[str] = []  # not the controllers' doing: a node judged unhealthy
 
     def check_pods(pods: list[Obj]) -> None:
         seen["min_available"] = min(seen["min_available"], len(available(pods)))
+        for pod in live(pods):
+            name, ready = pod["metadata"]["name"], podutil.is_ready(pod)
+            if was_ready.get(name) and not ready:
+                lost_readiness.append(f"{name} on {pod['spec'].get('nodeName')}")
+            was_ready[name] = ready
 
     def check_replicasets(replicasets: list[Obj]) -> None:
         # maxSurge bounds the ReplicaSets' replicas, as in Kubernetes: pods of a
@@ -225,6 +232,7 @@ def test_a_rolling_update_keeps_availability_within_max_unavailable(plane: Plane
     images = {p["spec"]["containers"][0]["image"] for p in live(plane.run(plane.pods(ns)))}
     assert images == {"nginx:2"}
     assert watch.events > 40  # the watch saw the rollout, not just its end
+    assert lost_readiness == []
     assert seen["min_available"] >= floor, seen
     assert seen["max_replicas"] <= ceiling, seen
 

@@ -386,3 +386,23 @@ def test_replica_failure_of_the_new_replicaset_is_copied_up() -> None:
     sync_deployment(world)
     status = world.get("deployments", "ns", "web")["status"]
     assert meta.get_condition(status["conditions"], "ReplicaFailure") is None
+
+
+def test_pods_above_an_old_replicasets_size_do_not_count_as_available() -> None:
+    # The pod cache may still show pods the old RS's controller has just deleted (their
+    # deletion not observed yet). They are going: counting them would let the rollout
+    # scale the old RS down again and dip below replicas - maxUnavailable.
+    world, names = _rolled_out(replicas=4)  # surge 1, unavailable 1
+    (old_name,) = _sizes(world)
+    _new_image(world, "nginx:2")
+    sync_deployment(world)  # old 4 -> 3, new 0 -> 1
+    stale_pods = world.list("pods")  # still 4 old pods
+    sync_replicasets(world, names)  # one old pod deleted, one new pod created
+    make_all_ready(world)
+    new_pods = [p for p in world.list("pods") if p not in stale_pods]
+    for _ in range(2):  # new 1 -> 2 (its pod is available), then the old RS's turn
+        todo, _ = deployment.reconcile(world.get("deployments", "ns", "web"),
+                                       world.list("replicasets"), stale_pods + new_pods,
+                                       world.now)
+        assert world.apply(todo) is None
+    assert _sizes(world)[old_name] == 2  # 2 old + 1 new available = 3 = 4 - 1
