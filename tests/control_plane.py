@@ -27,6 +27,7 @@ from tests.clusters import Member, StoreClusterHandle, tail
 from tests.kubelite_cluster import REPO
 
 T = TypeVar("T")
+SSL_CLOSE_GRACE = 0.25
 CM_LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
 
 
@@ -53,6 +54,10 @@ class LoopThread:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # aiohttp closes TLS transports a moment after their session: let that happen
+            # before the loop goes, or their sockets are reported unclosed.
+            await asyncio.sleep(SSL_CLOSE_GRACE)
+            await self.loop.shutdown_asyncgens()
 
         try:
             self.run(cancel_rest(), 10)
