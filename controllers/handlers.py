@@ -31,8 +31,8 @@ from apiserver.informer import Informer
 from controllers import garbage, meta, ownership, sa_tokens
 from controllers.harness import Controller
 from controllers.informers import Informers, key_of
+from controllers.sync_cluster import IPAM_KEY
 from controllers.sync_garbage import GC_KEY
-from controllers.sync_nodes import IPAM_KEY
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ or `<name>-resync` and a crash is logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
@@ -149,14 +148,3 @@ def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("task %s crashed", task.get_name(), exc_info=task.exception())
 
-
-@contextlib.asynccontextmanager
-async def running(*controllers: Controller):  # type: ignore[no-untyped-def]
-    """Start `controllers` together and stop them together (tests)."""
-    for controller in controllers:
-        await controller.start()
-    try:
-        yield controllers
-    finally:
-        for controller in controllers:
-            await controller.stop()

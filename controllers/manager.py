@@ -39,11 +39,15 @@ from controllers.handlers import Router
 from controllers.informers import Informers
 from controllers.leader_election import LeaderElector, default_identity
 from controllers.runner import Runner, Writer
-from controllers.sync_accounts import ServiceAccountSync, TokenSync, minter
+from controllers.sync_cluster import (
+    NodeIpamSync,
+    NodeLifecycleSync,
+    ServiceAccountSync,
+    TokenSync,
+    minter,
+)
 from controllers.sync_garbage import GarbageSync
-from controllers.sync_nodes import NodeIpamSync, NodeLifecycleSync
-from controllers.sync_services import EndpointsSync
-from controllers.sync_workloads import DeploymentSync, JobSync, ReplicaSetSync
+from controllers.sync_workloads import DeploymentSync, EndpointsSync, JobSync, ReplicaSetSync
 
 log = logging.getLogger("controller-manager")
 
@@ -57,8 +61,24 @@ _CONCURRENCY_FLAGS = {"replicaset": "replicaset", "deployment": "deployment", "j
                       "gc": "garbagecollector"}
 
 
+def _duration(text: str) -> float:
+    """A Go duration flag ("50s", "5m", "1m30s") in seconds."""
+    try:
+        return election_config.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "t", "yes"):
+        return True
+    if text.lower() in ("false", "0", "f", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    duration = election_config._duration_flag
+    duration = _duration
     p = argparse.ArgumentParser(prog="kubelite controller-manager",
                                 description="Run the reconciling controllers.")
     p.add_argument("--kubeconfig", required=True, help="credentials and apiserver URLs")
@@ -74,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how often every node's health is checked (5s)")
     p.add_argument("--pod-eviction-timeout", type=duration, default=300.0, metavar="DURATION",
                    help="eviction delay for pods that do not tolerate the node's taint (5m)")
-    p.add_argument("--allocate-node-cidrs", type=election_config._bool_flag, default=True,
+    p.add_argument("--allocate-node-cidrs", type=_bool, default=True,
                    metavar="BOOL", help="give each node a podCIDR from --cluster-cidr (true)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16")
     p.add_argument("--node-cidr-mask-size", type=int, default=24)

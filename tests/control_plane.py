@@ -8,6 +8,10 @@ own --identity, so the Lease says who leads), and stops what it started, by PID.
 HollowNodes helper and the API client the tests use live there, since hollow nodes
 must keep renewing Leases and running pods between (and during) the tests, which
 themselves are plain functions that hand coroutines to `run()`.
+
+Helpers for the tests: `deployment()` builds one, `live`/`available` count pods as a
+Deployment does, and `Watch` replays a collection's history event by event so that a
+test can check an invariant at every moment, not only at the end.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from apiserver.client import ApiClient, ApiStatusError
+from controllers import podutil
 from tests.apiserver_cluster import ApiserverCluster
 from tests.clusters import Member, StoreClusterHandle, tail
 from tests.kubelite_cluster import REPO
 
 T = TypeVar("T")
+Obj = dict[str, Any]
 SSL_CLOSE_GRACE = 0.25
+MAX_REWATCHES = 100
 CM_LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
 
 
@@ -153,3 +160,74 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], timeout: float,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+# --- workloads --------------------------------------------------------------------------
+
+
+def deployment(name: str, replicas: int, *, image: str = "nginx:1", surge: object = "25%",
+               unavailable: object = "25%", tolerate_seconds: int | None = None) -> Obj:
+    """A Deployment of `app: name` pods asking 200m cpu each, with a named port `http`."""
+    labels = {"app": name}
+    pod_spec: Obj = {"containers": [{
+        "name": "main", "image": image,
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}}}]}
+    if tolerate_seconds is not None:  # shorter than the default 300 s admission gives
+        pod_spec["tolerations"] = [
+            {"key": key, "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": tolerate_seconds}
+            for key in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+                         "maxSurge": surge, "maxUnavailable": unavailable}},
+                     "template": {"metadata": {"labels": labels}, "spec": pod_spec}}}
+
+
+def live(pods: list[Obj]) -> list[Obj]:
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def available(pods: list[Obj]) -> list[Obj]:
+    return [p for p in live(pods) if podutil.is_ready(p)]
+
+
+class Watch:
+    """Every object of a collection as the store's history shows it, revision by
+    revision; `check(objects)` runs after each event, so it sees every intermediate state."""
+
+    def __init__(self, api: ApiClient, path: str, check: Callable[[list[Obj]], None]) -> None:
+        self.api, self.path, self.check = api, path, check
+        self.objects: dict[str, Obj] = {}
+        self.events = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        listed = await self.api.list(self.path)
+        self.objects = {o["metadata"]["name"]: o for o in listed.items}
+        self.check(list(self.objects.values()))
+        self.task = asyncio.get_running_loop().create_task(
+            self._watch(listed.resource_version), name=f"test-watch-{self.path}")
+
+    async def _watch(self, version: str) -> None:
+        for _ in range(MAX_REWATCHES):  # a watch the server ends is opened again
+            async with self.api.watch(self.path, version, timeout_seconds=60) as stream:
+                async for kind, obj in stream:
+                    version = obj["metadata"]["resourceVersion"]
+                    if kind == "BOOKMARK":
+                        continue
+                    if kind == "DELETED":
+                        self.objects.pop(obj["metadata"]["name"], None)
+                    else:
+                        self.objects[obj["metadata"]["name"]] = obj
+                    self.events += 1
+                    self.check(list(self.objects.values()))
+        raise AssertionError(f"watch of {self.path} re-opened {MAX_REWATCHES} times")
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        if self.task.done():
+            self.task.result()  # a watch that died would have missed states: fail
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)

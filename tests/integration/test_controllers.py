@@ -11,7 +11,6 @@ the waits only bound how long a test may hang.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,15 @@ import pytest
 from apiserver import quantities, registry
 from apiserver.client import ApiClient, ApiStatusError
 from controllers import podutil
-from tests.control_plane import ControlPlane, LoopThread, wait_for
+from tests.control_plane import (
+    ControlPlane,
+    LoopThread,
+    Watch,
+    available,
+    deployment,
+    live,
+    wait_for,
+)
 from tests.hollow_nodes import PHASE_ANNOTATION, HollowNodes
 from tests.kubectl import Kubectl
 from tests.kubelite_cluster import KubeliteCluster
@@ -73,6 +80,8 @@ def plane(request: pytest.FixtureRequest,
     store = KubeliteCluster(size=3, tmp_dir=directory)
     cp: ControlPlane | None = None
     loop: LoopThread | None = None
+    api: ApiClient | None = None
+    nodes: HollowNodes | None = None
     try:
         cp = ControlPlane(store, directory, manager_args=MANAGER, election_args=ELECTION)
         loop = LoopThread()
@@ -81,48 +90,23 @@ def plane(request: pytest.FixtureRequest,
         loop.run(nodes.start())
         kubectl = Kubectl("1.32", cp.apis.kubeconfig, Path(directory) / "kubectl")
         yield Plane(cp, loop, api, nodes, kubectl)
-        loop.run(nodes.stop())
-        loop.run(api.close())
     finally:
         if cp is not None and request.session.testsfailed > failed_before:
             capture = request.config.pluginmanager.getplugin("capturemanager")
             with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
                 print("\ncontrol plane logs:\n" + cp.log_tails())
         if loop is not None:
+            if nodes is not None:
+                loop.run(nodes.stop())
+            if api is not None:
+                loop.run(api.close())
             loop.close()
         if cp is not None:
             cp.close()
         store.close()
 
 
-# --- objects --------------------------------------------------------------------------
-
-
-def deployment(name: str, replicas: int, *, image: str = "nginx:1", surge: object = "25%",
-               unavailable: object = "25%", tolerate_seconds: int | None = None) -> Obj:
-    labels = {"app": name}
-    pod_spec: Obj = {"containers": [{
-        "name": "main", "image": image,
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}}}]}
-    if tolerate_seconds is not None:  # shorter than the default 300 s admission gives
-        pod_spec["tolerations"] = [
-            {"key": key, "operator": "Exists", "effect": "NoExecute",
-             "tolerationSeconds": tolerate_seconds}
-            for key in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")]
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {
-                         "maxSurge": surge, "maxUnavailable": unavailable}},
-                     "template": {"metadata": {"labels": labels}, "spec": pod_spec}}}
-
-
-def live(pods: list[Obj]) -> list[Obj]:
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-
-
-def available(pods: list[Obj]) -> list[Obj]:
-    return [p for p in live(pods) if podutil.is_ready(p)]
+# --- helpers ---------------------------------------------------------------------
 
 
 async def create(plane: Plane, ns: str, obj: Obj) -> Obj:
@@ -132,47 +116,6 @@ async def create(plane: Plane, ns: str, obj: Obj) -> Obj:
 async def available_count(plane: Plane, ns: str, want: int) -> bool:
     return len(available(await plane.pods(ns))) == want and \
         len(live(await plane.pods(ns))) == want
-
-
-class Watch:
-    """Every object of a collection as the store's history shows it, revision by
-    revision; `check(objects)` runs after each event, so it sees every intermediate state."""
-
-    def __init__(self, plane: Plane, path: str, check: Any) -> None:
-        self.plane, self.path, self.check = plane, path, check
-        self.objects: dict[str, Obj] = {}
-        self.events = 0
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        listed = await self.plane.api.list(self.path)
-        self.objects = {o["metadata"]["name"]: o for o in listed.items}
-        self.check(list(self.objects.values()))
-        self.task = asyncio.get_running_loop().create_task(
-            self._watch(listed.resource_version), name=f"test-watch-{self.path}")
-
-    async def _watch(self, version: str) -> None:
-        path = self.path
-        while True:  # a watch the server ends is opened again; cancelled by stop()
-            async with self.plane.api.watch(path, version, timeout_seconds=60) as stream:
-                async for kind, pod in stream:
-                    if kind == "BOOKMARK":
-                        version = pod["metadata"]["resourceVersion"]
-                        continue
-                    version = pod["metadata"]["resourceVersion"]
-                    if kind == "DELETED":
-                        self.objects.pop(pod["metadata"]["name"], None)
-                    else:
-                        self.objects[pod["metadata"]["name"]] = pod
-                    self.events += 1
-                    self.check(list(self.objects.values()))
-
-    async def stop(self) -> None:
-        assert self.task is not None
-        if self.task.done():
-            self.task.result()  # a watch that died would have missed states: fail
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 # --- the tests, in order --------------------------------------------------------------
@@ -218,8 +161,8 @@ def test_a_rolling_update_keeps_availability_within_max_unavailable(plane: Plane
         total = sum(rs["spec"]["replicas"] for rs in replicasets)
         seen["max_replicas"] = max(seen["max_replicas"], total)
 
-    watch = Watch(plane, f"/api/v1/namespaces/{ns}/pods", check_pods)
-    rs_watch = Watch(plane, f"/apis/apps/v1/namespaces/{ns}/replicasets", check_replicasets)
+    watch = Watch(plane.api, f"/api/v1/namespaces/{ns}/pods", check_pods)
+    rs_watch = Watch(plane.api, f"/apis/apps/v1/namespaces/{ns}/replicasets", check_replicasets)
     plane.run(watch.start())
     plane.run(rs_watch.start())
     patch = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}}
@@ -273,7 +216,7 @@ def test_a_job_of_five_completions_two_at_a_time_completes(plane: Plane) -> None
         running = [p for p in live(pods) if not podutil.is_terminal(p)]
         seen["max_running"] = max(seen["max_running"], len(running))
 
-    watch = Watch(plane, f"/api/v1/namespaces/{ns}/pods", check)
+    watch = Watch(plane.api, f"/api/v1/namespaces/{ns}/pods", check)
     plane.run(watch.start())
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "count"},
            "spec": {"completions": 5, "parallelism": 2, "backoffLimit": 2, "template": {
@@ -382,6 +325,8 @@ def test_killing_the_leader_hands_over_without_duplicate_pods(plane: Plane) -> N
     limit = {"desired": replicas}  # no rollout here: the surge allowance is 0
     excess: list[tuple[str, int, int]] = []
     replicasets: set[str] = set()
+    leader = plane.run(wait_for(lambda: ControlPlane.leader(plane.api), WAIT, "a leader"))
+    killed_at: list[int] = []
 
     def check(pods: list[Obj]) -> None:
         counts: dict[str, int] = {}
@@ -391,13 +336,13 @@ def test_killing_the_leader_hands_over_without_duplicate_pods(plane: Plane) -> N
                 replicasets.add(ref["uid"])
         excess.extend((uid, n, limit["desired"]) for uid, n in counts.items()
                       if n > limit["desired"])
+        if pods and not killed_at:  # the first pod is seen: kill it mid-way through
+            plane.cp.kill_manager(leader)  # its slow-start batches (SIGKILL: no release)
+            killed_at.append(len(pods))
 
-    watch = Watch(plane, f"/api/v1/namespaces/{ns}/pods", check)
+    watch = Watch(plane.api, f"/api/v1/namespaces/{ns}/pods", check)
     plane.run(watch.start())
-    leader = plane.run(wait_for(lambda: ControlPlane.leader(plane.api), WAIT, "a leader"))
     plane.run(create(plane, ns, deployment("ho", replicas)))
-    plane.run(wait_for(lambda: _some_pods(plane, ns), WAIT, "the first pods"))
-    plane.cp.kill_manager(leader)  # mid-way through the slow-start batches, likely
 
     async def new_leader() -> str | None:
         holder = await ControlPlane.leader(plane.api)
@@ -413,10 +358,7 @@ def test_killing_the_leader_hands_over_without_duplicate_pods(plane: Plane) -> N
                        "the new leader to scale up"))
     plane.run(watch.stop())
     rs_list = plane.run(plane.api.list(f"/apis/apps/v1/namespaces/{ns}/replicasets")).items
+    assert killed_at == [1]
     assert len(rs_list) == 1 and len(replicasets) == 1
     assert excess == []
     assert len(plane.run(plane.pods(ns))) == replicas + 2
-
-
-async def _some_pods(plane: Plane, ns: str) -> bool:
-    return bool(await plane.pods(ns))
