@@ -55,6 +55,7 @@ import platform
 import re
 import resource as rusage
 import shlex
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -581,13 +582,17 @@ class Stack:
                 "store": [m.proc.pid for m in self.store.members],
                 "haproxy": [self.lb.member.proc.pid]}
 
-    def close(self) -> None:
+    def close(self, keep_dir: bool = False) -> None:
         for part in (self.lb, self.apis, self.store):
             if part is not None:
                 try:
                     part.close()
                 except Exception as exc:  # noqa: BLE001
                     print(f"closing {part}: {exc}", file=sys.stderr)
+        if keep_dir:
+            print(f"logs kept in {self.dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def cpu_seconds(pids: list[int]) -> list[float]:
@@ -1079,6 +1084,8 @@ def main() -> int:
     ap.add_argument("--results", default=str(HERE / "RESULTS-apiserver.md"),
                     help="Markdown output ('' to skip)")
     ap.add_argument("--tmp-dir", default=None, help="where the clusters keep their data")
+    ap.add_argument("--keep-dir", action="store_true",
+                    help="keep the apiserver and HAProxy logs and PKI after the run")
     a = ap.parse_args()
     a.profile = {p.strip() for p in a.profile.split(",") if p.strip()}
 
@@ -1189,7 +1196,7 @@ def main() -> int:
                                        **cpu, "setup": setup})
             print(f"repeat {rep} done after {time.monotonic() - started:.0f} s", flush=True)
     finally:
-        stack.close()
+        stack.close(a.keep_dir)
     info["total_s"] = round(time.monotonic() - started)
     (raw_dir / "session.json").write_text(json.dumps(info, indent=1))
     for prof_files in [r.get("profiles") for r in runs if r.get("profiles")]:
