@@ -52,7 +52,7 @@ class ServiceIPs:
 
     async def _claim(self, ip: str, owner: str) -> bool:
         key = ip_key(ip)
-        result = await self.storage._guard(self.storage.client.txn(
+        result = await self.storage.guard(self.storage.client.txn(
             [Compare.create_revision(key, "=", 0)], [Op.put(key, owner.encode())], []))
         return result.succeeded
 
@@ -84,4 +84,4 @@ class ServiceIPs:
     async def release(self, service: dict) -> None:
         ip = (service.get("spec") or {}).get("clusterIP")
         if ip and ip != "None":
-            await self.storage._guard(self.storage.client.delete(ip_key(ip)))
+            await self.storage.guard(self.storage.client.delete(ip_key(ip)))

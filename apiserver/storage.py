@@ -71,7 +71,7 @@ class Storage:
     def __init__(self, client: StoreClient) -> None:
         self.client = client
 
-    async def _guard(self, call: Awaitable):
+    async def guard(self, call: Awaitable):
         try:
             return await call
         except StoreUnavailable as exc:
@@ -84,12 +84,12 @@ class Storage:
             raise status.internal_error(f"store: {exc.message}") from exc
 
     async def current_revision(self) -> int:
-        result = await self._guard(self.client.range(b"/registry/", count_only=True))
+        result = await self.guard(self.client.range(b"/registry/", count_only=True))
         return result.revision
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> dict:
         key = registry.storage_key(resource, namespace, name).encode()
-        kv = await self._guard(self.client.get(key))
+        kv = await self.guard(self.client.get(key))
         if kv is None:
             raise status.not_found(resource.plural, resource.group, name)
         return decode(kv)
@@ -97,7 +97,7 @@ class Storage:
     async def create(self, resource: Resource, obj: dict) -> dict:
         meta = obj["metadata"]
         key = registry.storage_key(resource, meta.get("namespace"), meta["name"]).encode()
-        result = await self._guard(
+        result = await self.guard(
             self.client.txn([Compare.create_revision(key, "=", 0)], [Op.put(key, encode(obj))], [])
         )
         if not result.succeeded:
@@ -110,7 +110,7 @@ class Storage:
         """Replace the object if it is still at `expected_revision` (else 409 or 404)."""
         meta = obj["metadata"]
         key = registry.storage_key(resource, meta.get("namespace"), meta["name"]).encode()
-        result = await self._guard(
+        result = await self.guard(
             self.client.txn(
                 [Compare.mod_revision(key, "=", expected_revision)],
                 [Op.put(key, encode(obj))],
@@ -159,7 +159,7 @@ class Storage:
             if expected_revision
             else [Compare.create_revision(key, ">", 0)]
         )
-        result = await self._guard(
+        result = await self.guard(
             self.client.txn(compare, [Op.delete(key, prev_kv=True)], [Op.get(key)])
         )
         if not result.succeeded:
@@ -196,7 +196,7 @@ class Storage:
             if limit and keep is not None:
                 chunk = max(chunk, 100)
             try:
-                result = await self._guard(
+                result = await self.guard(
                     self.client.range(start, end, limit=chunk, revision=revision)
                 )
             except status.ApiError as err:
@@ -212,7 +212,7 @@ class Storage:
                         break
             if limit and len(items) >= limit:
                 start = last_key + b"\0"
-                remaining = await self._guard(
+                remaining = await self.guard(
                     self.client.range(start, end, count_only=True, revision=revision)
                 )
                 if not remaining.count:

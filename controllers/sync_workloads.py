@@ -32,31 +32,57 @@ from controllers.runner import Outcome
 EXPECTATIONS_RECHECK = 2.0  # seconds; the pod events usually come first
 
 
-class ReplicaSetSync:
+class _OwnerSync:
+    """What the ReplicaSet, Deployment and Job syncs share: a controller over the
+    owners' keys, and expectations on the objects (pods or ReplicaSets) they create."""
+
+    name = ""    # the controller, as --concurrent-<name>-syncs names it
+    owners = ""  # the informer holding the owners
+    owned = ""   # the informer holding what they create
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.controller = Controller("replicaset", self.sync, ctx.workers("replicaset", 5),
-                                     keys=ctx.informers.replicasets.keys)
+        self.controller = Controller(self.name, self.sync, ctx.workers(self.name, 5),
+                                     keys=getattr(ctx.informers, self.owners).keys)
         self.reset()
 
     def reset(self) -> None:
-        pods = self.ctx.informers.pods
-        self.expectations = Expectations("pods", lambda ns, name: pods.get(name, ns),
+        owned = getattr(self.ctx.informers, self.owned)
+        self.expectations = Expectations(self.owned, lambda ns, name: owned.get(name, ns),
                                          self.ctx.monotonic,
                                          self.ctx.options.expectations_timeout)
-        self.errors: dict[str, str] = {}
+
+    def forget(self, key: str) -> None:
+        """The owner is gone: drop what this term remembered about it."""
+        self.expectations.drop(key)
 
     async def sync(self, key: str) -> Outcome | None:
-        inf = self.ctx.informers
-        rs = Informers.get(inf.replicasets, key)
-        if rs is None:
-            self.expectations.drop(key)
-            self.errors.pop(key, None)
+        obj = Informers.get(getattr(self.ctx.informers, self.owners), key)
+        if obj is None:
+            self.forget(key)
             return None
         if not self.expectations.satisfied(key):
             return Outcome(requeue_after=EXPECTATIONS_RECHECK)
         namespace, _ = split_key(key)
-        pods = Informers.in_namespace(inf.pods, namespace)
+        return await self.sync_object(key, obj, namespace)
+
+    async def sync_object(self, key: str, obj: dict, namespace: str) -> Outcome | None:
+        raise NotImplementedError
+
+
+class ReplicaSetSync(_OwnerSync):
+    name, owners, owned = "replicaset", "replicasets", "pods"
+
+    def reset(self) -> None:
+        super().reset()
+        self.errors: dict[str, str] = {}
+
+    def forget(self, key: str) -> None:
+        super().forget(key)
+        self.errors.pop(key, None)
+
+    async def sync_object(self, key: str, rs: dict, namespace: str) -> Outcome | None:
+        pods = Informers.in_namespace(self.ctx.informers.pods, namespace)
         todo, _ = replicaset.reconcile(rs, pods, self.ctx.now(), random_suffix,
                                        manage_error=self.errors.get(key))
         outcome = await self.ctx.runner.run(todo, key=key, expectations=self.expectations)
@@ -70,61 +96,24 @@ class ReplicaSetSync:
         return outcome
 
 
-class DeploymentSync:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.controller = Controller("deployment", self.sync, ctx.workers("deployment", 5),
-                                     keys=ctx.informers.deployments.keys)
-        self.reset()
+class DeploymentSync(_OwnerSync):
+    name, owners, owned = "deployment", "deployments", "replicasets"
 
-    def reset(self) -> None:
-        replicasets = self.ctx.informers.replicasets
-        self.expectations = Expectations("replicasets",
-                                         lambda ns, name: replicasets.get(name, ns),
-                                         self.ctx.monotonic,
-                                         self.ctx.options.expectations_timeout)
-
-    async def sync(self, key: str) -> Outcome | None:
+    async def sync_object(self, key: str, d: dict, namespace: str) -> Outcome | None:
         inf = self.ctx.informers
-        d = Informers.get(inf.deployments, key)
-        if d is None:
-            self.expectations.drop(key)
-            return None
-        if not self.expectations.satisfied(key):
-            return Outcome(requeue_after=EXPECTATIONS_RECHECK)
-        namespace, _ = split_key(key)
         todo, _ = deployment.reconcile(d, Informers.in_namespace(inf.replicasets, namespace),
                                        Informers.in_namespace(inf.pods, namespace),
                                        self.ctx.now())
         return await self.ctx.runner.run(todo, key=key, expectations=self.expectations)
 
 
-class JobSync:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.controller = Controller("job", self.sync, ctx.workers("job", 5),
-                                     keys=ctx.informers.jobs.keys)
-        self.reset()
+class JobSync(_OwnerSync):
+    name, owners, owned = "job", "jobs", "pods"
 
-    def reset(self) -> None:
-        pods = self.ctx.informers.pods
-        self.expectations = Expectations("pods", lambda ns, name: pods.get(name, ns),
-                                         self.ctx.monotonic,
-                                         self.ctx.options.expectations_timeout)
-
-    async def sync(self, key: str) -> Outcome | None:
-        inf = self.ctx.informers
-        obj = Informers.get(inf.jobs, key)
-        if obj is None:
-            self.expectations.drop(key)
-            return None
-        if not self.expectations.satisfied(key):
-            return Outcome(requeue_after=EXPECTATIONS_RECHECK)
-        namespace, _ = split_key(key)
-        todo, _ = job.reconcile(obj, Informers.in_namespace(inf.pods, namespace),
+    async def sync_object(self, key: str, obj: dict, namespace: str) -> Outcome | None:
+        todo, _ = job.reconcile(obj, Informers.in_namespace(self.ctx.informers.pods, namespace),
                                 self.ctx.now(), random_suffix)
         return await self.ctx.runner.run(todo, key=key, expectations=self.expectations)
-
 
 
 class EndpointsSync:

@@ -17,7 +17,6 @@ import importlib.util
 import json
 import os
 import secrets
-import signal
 import ssl
 import subprocess
 import sys
@@ -101,7 +100,7 @@ def up(directory: Path) -> dict:
     processes = []
     urls = []
     for i in range(2):
-        port = local_cluster._free_port()
+        port = local_cluster.free_port()
         url = f"https://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "apiserver.main", "--store-endpoints", endpoints,
                 "--listen", f"127.0.0.1:{port}", "--tls-cert-file", str(paths.serving_cert),
@@ -136,31 +135,28 @@ def down(directory: Path) -> None:
     state_path = directory / STATE_FILE
     if state_path.exists():
         state = json.loads(state_path.read_text())
-        for proc in state["processes"]:
-            if local_cluster._alive(proc["pid"]):
-                os.kill(proc["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in state["processes"]:
-            while local_cluster._alive(proc["pid"]) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if local_cluster._alive(proc["pid"]):
-                os.kill(proc["pid"], signal.SIGKILL)
+        local_cluster.stop_pids([proc["pid"] for proc in state["processes"]])
         state_path.unlink()
     local_cluster.down(directory / "store")
 
 
 def apply_sample(state: dict, directory: Path) -> None:
+    """Apply the sample workload with kubectl, then show what the cluster made of it."""
     manifest = directory / "sample.yaml"
     manifest.write_text(SAMPLE)
     env = dict(os.environ, KUBECONFIG=state["kubeconfig"])
     subprocess.run(["kubectl", "apply", "-f", str(manifest)], env=env, check=False,
                    timeout=60)
+    time.sleep(2)  # let the controllers create the ReplicaSet and its pods
+    subprocess.run(["kubectl", "get", "all", "-n", "demo"], env=env, check=False, timeout=60)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m provisioning.loopback",
                                 description="Run kubelite's control plane on loopback.")
-    p.add_argument("action", choices=("up", "down"))
+    p.add_argument("action", choices=("up", "down", "sample"),
+                   help="up: start (and apply the sample); down: stop; sample: apply the "
+                        "sample workload to a running control plane")
     p.add_argument("--dir", default=".kubelite-local", help="state, PKI, data and logs")
     p.add_argument("--no-sample", action="store_true", help="do not apply the sample workload")
     args = p.parse_args(argv)
@@ -168,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "down":
         down(directory)
         print("stopped")
+        return 0
+    if args.action == "sample":
+        apply_sample(json.loads((directory / STATE_FILE).read_text()), directory)
         return 0
     state = up(directory)
     if not args.no_sample:

@@ -20,41 +20,7 @@ echo "store demo (etcd's v3 JSON API):"
 .venv/bin/python -m store.local_cluster demo --dir "$DIR/store"
 echo
 echo "sample workload:"
-KUBECONFIG="$DIR/admin.kubeconfig" kubectl apply -f - <<'YAML'
-apiVersion: v1
-kind: Namespace
-metadata: {name: demo}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: greeting, namespace: demo}
-data: {message: hello from kubelite}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: demo, labels: {app: web}}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: python:3
-        command: ["python3", "-m", "http.server", "8080"]
-        ports: [{containerPort: 8080}]
-        resources: {requests: {cpu: 50m, memory: 32Mi}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: demo}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-YAML
-sleep 2
-KUBECONFIG="$DIR/admin.kubeconfig" kubectl get all -n demo
+.venv/bin/python -m provisioning.loopback sample --dir "$DIR"
 echo
 echo "reach it with:  export KUBECONFIG=$(cd "$DIR" && pwd)/admin.kubeconfig; kubectl get all -A"
 echo "(pods stay Pending until node agents join: this build has no node agent yet)"

@@ -28,13 +28,13 @@ from store.client import StoreClient
 STATE_FILE = "cluster.json"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except OSError:
@@ -47,13 +47,13 @@ def up(directory: Path, size: int) -> dict:
     state_path = directory / STATE_FILE
     if state_path.exists():
         state = json.loads(state_path.read_text())
-        if all(_alive(m["pid"]) for m in state["members"]):
+        if all(alive(m["pid"]) for m in state["members"]):
             return state
         down(directory)
     secret = directory / "peer-secret"
     secret.write_text(secrets.token_hex(24))
     secret.chmod(0o600)
-    ports = [(_free_port(), _free_port()) for _ in range(size)]
+    ports = [(free_port(), free_port()) for _ in range(size)]
     initial = ",".join(f"m{i}=127.0.0.1:{p}" for i, (_, p) in enumerate(ports))
     members = []
     for i, (client, peer) in enumerate(ports):
@@ -95,16 +95,21 @@ def down(directory: Path) -> None:
     if not state_path.exists():
         return
     state = json.loads(state_path.read_text())
-    for member in state["members"]:
-        if _alive(member["pid"]):
-            os.kill(member["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for member in state["members"]:
-        while _alive(member["pid"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(member["pid"]):
-            os.kill(member["pid"], signal.SIGKILL)
+    stop_pids([member["pid"] for member in state["members"]])
     state_path.unlink()
+
+
+def stop_pids(pids: list[int], grace: float = 10.0) -> None:
+    """SIGTERM the processes this tool recorded, SIGKILL those still there after `grace`."""
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def demo(endpoints: list[str]) -> None:
