@@ -40,6 +40,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "controllers.main", "run the reconciling controllers (leader-elected)", pass_name=True
     ),
     "agent": Subcommand("agents.main", "run the node agent: pods, networking, heartbeats"),
+    "top": Subcommand("agents.top", "show nodes' cpu and memory usage (top nodes)"),
     "up": Subcommand(
         "provisioning.main", "provision a fleet over SSH from an inventory", pass_name=True
     ),
@@ -50,7 +51,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         "provisioning.main", "inject faults into a fleet and check the history", pass_name=True
     ),
     "lab": Subcommand(
-        "provisioning.main", "create or remove the local network-namespace lab", pass_name=True
+        "provisioning.lab", "create or remove the local network-namespace lab"
     ),
 }
 

@@ -60,6 +60,11 @@ PROBE_INTERVAL = 1.0
 PROBE_TIMEOUT = 1.0
 
 
+class Fenced(RuntimeError):
+    """A write refused before it was sent: the caller's leadership term is (maybe) over
+    (controllers.leader_election's FencedClient raises it)."""
+
+
 class ObjectList(NamedTuple):
     """A list answer: every page's items, and the resourceVersion of the first page's
     snapshot (to watch from)."""

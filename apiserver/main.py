@@ -71,6 +71,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
                    help="seconds between store compactions (0 disables); history of one "
                         "interval is always kept for watchers")
+    p.add_argument("--kubelet-certificate-authority",
+                   help="CA that signed the node agents' serving certificates; without it "
+                        "agents' certificates are not verified (as in Kubernetes)")
+    p.add_argument("--kubelet-client-certificate",
+                   help="client certificate presented to node agents (logs, node proxy)")
+    p.add_argument("--kubelet-client-key", help="its key")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     from apiserver import bootstrap, maintenance, security
     from apiserver.app import build_app
+    from apiserver.node_proxy import AgentDialer
     from apiserver.resources import ResourceHandlers
     from apiserver.service_ips import ServiceIPs
     from apiserver.storage import Storage
@@ -119,8 +126,11 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     cache = WatchCache(client)
     await cache.start()
     guard = None if args.insecure_http else security.from_args(args, storage)
+    agents = AgentDialer(ca_file=args.kubelet_certificate_authority,
+                         client_cert=args.kubelet_client_certificate,
+                         client_key=args.kubelet_client_key)
     handlers = ResourceHandlers(storage, cache,
-                                ServiceIPs(storage, args.service_cluster_ip_range))
+                                ServiceIPs(storage, args.service_cluster_ip_range), agents)
 
     async def ready() -> bool:
         if not cache.healthy():
@@ -160,6 +170,7 @@ async def _serve(args: argparse.Namespace, host: str, port: int) -> None:
     for task in tasks:
         task.cancel()
     await runner.cleanup()
+    await agents.close()
     await cache.close()
     await client.close()
 

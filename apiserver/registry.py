@@ -89,6 +89,7 @@ _SUBRESOURCES: dict[str, tuple[str | None, str, str, tuple[str, ...]]] = {
     "eviction": ("policy", "v1", "Eviction", ("create",)),
     "finalize": (None, "", "", ("update",)),
     "log": (None, "", "", ("get",)),
+    "proxy": (None, "", "", ("get",)),
     "scale": ("autoscaling", "v1", "Scale", _READ_WRITE),
     "status": (None, "", "", _READ_WRITE),
     "token": ("authentication.k8s.io", "v1", "TokenRequest", ("create",)),
@@ -108,7 +109,7 @@ RESOURCES: tuple[Resource, ...] = (
     ),
     Resource(
         "", "v1", "Node", "nodes", "node", False,
-        short_names=("no",), subresources=("status",),
+        short_names=("no",), subresources=("proxy", "status"),
     ),
     Resource(
         "", "v1", "Pod", "pods", "pod", True,

@@ -23,6 +23,7 @@ class RequestInfo:
     name: str = ""
     subresource: str = ""
     parts: tuple[str, ...] = ()
+    subpath: str = ""  # what follows a proxy subresource: nodes/N/proxy/<subpath>
 
 
 _TRUE = {"1", "true", "True", "TRUE", "yes"}
@@ -60,11 +61,17 @@ def parse(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:
     plural = rest[0]
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
+    subpath = ""
     if len(rest) > 3:
-        subresource = "/".join(rest[2:])
+        if subresource == "proxy":
+            # Kubernetes authorizes nodes/proxy whatever path follows it.
+            subpath = "/".join(rest[3:])
+        else:
+            subresource = "/".join(rest[2:])
     verb = _verb(method, bool(name), query)
     return RequestInfo(
-        True, path, verb, group, version, namespace, plural, name, subresource, parts
+        True, path, verb, group, version, namespace, plural, name, subresource, parts,
+        subpath,
     )
 
 

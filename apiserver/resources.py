@@ -28,6 +28,7 @@ from apiserver import (
     typecheck,
     validation,
 )
+from apiserver.node_proxy import AgentDialer, container_log_path, log_container, log_query
 from apiserver.registry import Resource
 from apiserver.request_info import RequestInfo, is_true
 from apiserver.service_ips import ServiceIPs
@@ -35,14 +36,17 @@ from apiserver.storage import Storage
 from apiserver.watch_cache import WatchCache, WatchEvent
 
 NAMESPACES = registry.lookup("", "v1", "namespaces")
+NODES = registry.lookup("", "v1", "nodes")
 
 
 class ResourceHandlers:
     def __init__(self, storage: Storage, cache: WatchCache,
-                 service_ips: ServiceIPs | None = None) -> None:
+                 service_ips: ServiceIPs | None = None,
+                 agents: AgentDialer | None = None) -> None:
         self.storage = storage
         self.cache = cache
         self.service_ips = service_ips
+        self.agents = agents or AgentDialer()
 
     @staticmethod
     def now() -> datetime:
@@ -71,9 +75,10 @@ class ResourceHandlers:
             return await self.bind(request, info, resource)
         if sub == "eviction" and verb == "create":
             return await self.evict(request, info, resource)
-        if sub == "log":
-            raise status.service_unavailable("pod logs need the node agent, which is not "
-                                             "running on this cluster yet")
+        if sub == "log" and verb == "get":
+            return await self.pod_log(request, info, resource)
+        if sub == "proxy" and verb == "get":
+            return await self.node_proxy(request, info)
         if verb == "list":
             return await self.list(request, info, resource)
         if verb == "watch":
@@ -118,6 +123,24 @@ class ResourceHandlers:
         if info.subresource == "status":
             pass
         return self._respond(request, resource, obj)
+
+    async def pod_log(self, request: web.Request, info: RequestInfo,
+                      resource: Resource) -> web.StreamResponse:
+        """A container's log, from the agent of the pod's node (streamed when following)."""
+        pod = await self.storage.get(resource, info.namespace, info.name)
+        container = log_container(pod, request.query.get("container", ""))
+        options = log_query(request.query)
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise status.bad_request(f"pod {info.name} does not have a host assigned")
+        node = await self.storage.get(NODES, None, node_name)
+        path = container_log_path(info.namespace or "", info.name, container)
+        return await self.agents.relay(request, node, path, options)
+
+    async def node_proxy(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        """GET nodes/NAME/proxy/PATH: the agent's own endpoints (stats, healthz, logs)."""
+        node = await self.storage.get(NODES, None, info.name)
+        return await self.agents.relay(request, node, info.subpath, request.query)
 
     def _respond(self, request: web.Request, resource: Resource, obj: dict,
                  code: int = 200) -> web.Response:

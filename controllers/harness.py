@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
-from controllers.workqueue import QueueShutDown, WorkQueue
+from apiserver.workqueue import QueueShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from apiserver.client import ApiStatusError
+from apiserver.client import ApiStatusError, Fenced
 from controllers.election_config import ElectionConfig
 
 log = logging.getLogger(__name__)
@@ -179,10 +179,6 @@ class LeaseClient(Protocol):
     async def create(self, obj: Mapping[str, Any], *, timeout: float | None = ...) -> Obj: ...
 
     async def update(self, obj: Mapping[str, Any], *, timeout: float | None = ...) -> Obj: ...
-
-
-class Fenced(RuntimeError):
-    """The write was refused: this process lost, or may have lost, the lease."""
 
 
 @dataclass

@@ -32,9 +32,9 @@ from typing import Any
 
 from apiserver.auth import kubeconfig
 from apiserver.client import ApiClient
+from apiserver.event_recorder import EventRecorder
 from controllers import election_config
 from controllers.context import Context, Options
-from controllers.event_recorder import EventRecorder
 from controllers.handlers import Router
 from controllers.informers import Informers
 from controllers.leader_election import LeaderElector, default_identity

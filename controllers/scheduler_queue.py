@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from controllers.workqueue import ItemExponentialLimiter, WorkQueue
+from apiserver.workqueue import ItemExponentialLimiter, WorkQueue
 
 INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 10.0

@@ -32,10 +32,10 @@ from typing import Any
 
 from apiserver.auth import kubeconfig
 from apiserver.client import ApiClient
+from apiserver.event_recorder import EventRecorder
 from apiserver.informer import Informer
 from apiserver.informer_cache import key_of
 from controllers import election_config, scheduler_queue
-from controllers.event_recorder import EventRecorder
 from controllers.leader_election import LeaderElector, default_identity
 from controllers.scheduler_queue import SchedulerQueue
 from controllers.scheduler_term import Term, Writer, pending

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from apiserver.client import ApiStatusError, ApiUnavailable
+from apiserver.event_recorder import EventRecorder
 from apiserver.informer_cache import key_of
-from controllers.event_recorder import EventRecorder
 from controllers.leader_election import Fenced
 from controllers.scheduler_queue import SchedulerQueue
 from controllers.scheduling import events

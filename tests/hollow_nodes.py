@@ -31,8 +31,8 @@ from typing import Any
 from apiserver.client import ApiClient, ApiStatusError
 from apiserver.informer import Informer
 from apiserver.informer_cache import key_of
+from apiserver.workqueue import QueueShutDown, WorkQueue
 from controllers.leader_election import micro_time
-from controllers.workqueue import QueueShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -136,6 +136,7 @@ def test_resource_lists_are_sorted_like_kubernetes() -> None:
         "namespaces/finalize",
         "namespaces/status",
         "nodes",
+        "nodes/proxy",
         "nodes/status",
         "pods",
         "pods/binding",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from apiserver.client_policy import ApiStatusError, status_body
-from controllers.event_recorder import (
+from apiserver.event_recorder import (
     EventRecorder,
     Pending,
     Seen,

@@ -16,7 +16,7 @@ EXPECTED = {
     "endpoints": ("v1", "Endpoints", True, ("ep",), (), ()),
     "events": ("v1", "Event", True, ("ev",), (), ()),
     "namespaces": ("v1", "Namespace", False, ("ns",), (), ("finalize", "status")),
-    "nodes": ("v1", "Node", False, ("no",), (), ("status",)),
+    "nodes": ("v1", "Node", False, ("no",), (), ("proxy", "status")),
     "pods": ("v1", "Pod", True, ("po",), ("all",), ("binding", "eviction", "log", "status")),
     "secrets": ("v1", "Secret", True, (), (), ()),
     "serviceaccounts": ("v1", "ServiceAccount", True, ("sa",), (), ("token",)),

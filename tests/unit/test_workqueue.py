@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controllers.workqueue import (
+from apiserver.workqueue import (
     BucketLimiter,
     ItemExponentialLimiter,
     QueueShutDown,

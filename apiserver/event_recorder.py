@@ -27,9 +27,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from apiserver.client import ApiStatusError
-from controllers.leader_election import Fenced
-from controllers.workqueue import ItemExponentialLimiter, QueueShutDown, WorkQueue
+from apiserver.client import ApiStatusError, Fenced
+from apiserver.workqueue import ItemExponentialLimiter, QueueShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 
