@@ -198,6 +198,8 @@ def inventory(lab: LabPlan, key_path: str, known_hosts: str) -> dict:
             for m in lab.machines
         ],
         "lab": {"netns": lab.ctl_netns, "subnet": lab.cidr, "known_hosts": known_hosts},
+        **({"cluster": {"allow_single_control_plane": True}}
+           if sum(m.role == CONTROL_PLANE for m in lab.machines) == 1 else {}),
     }
 
 

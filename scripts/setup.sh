@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-APT_PACKAGES="python3-venv etcd-server etcd-client curl ca-certificates haproxy openssh-server nftables iproute2 util-linux"
+APT_PACKAGES="python3-venv etcd-server etcd-client curl ca-certificates haproxy openssh-server nftables iproute2 util-linux vagrant vagrant-libvirt"
 PYTHON=${PYTHON:-python3}
 VENV="$ROOT/.venv"
 STAMP="$VENV/.kubelite-setup-stamp"

@@ -115,6 +115,7 @@ def test_inventory_lists_every_machine_as_an_ssh_target() -> None:
         ],
         "lab": {"netns": "lab-ctl", "subnet": "10.250.0.0/24",
                 "known_hosts": "/d/known_hosts"},
+        "cluster": {"allow_single_control_plane": True},  # one control plane: development
     }
 
 
