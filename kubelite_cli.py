@@ -50,6 +50,15 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "drill": Subcommand(
         "provisioning.main", "inject faults into a fleet and check the history", pass_name=True
     ),
+    "certs": Subcommand(
+        "provisioning.main", "show certificate expiry, renew certificates", pass_name=True
+    ),
+    "snapshot": Subcommand(
+        "provisioning.main", "save, list and restore store backups", pass_name=True
+    ),
+    "supervise": Subcommand(
+        "provisioning.supervisor", "keep a machine's kubelite processes running (no systemd)"
+    ),
     "lab": Subcommand(
         "provisioning.lab", "create or remove the local network-namespace lab"
     ),

@@ -12,7 +12,7 @@ just released is the last to be reused, and a new pod does not inherit connectio
 kernel still tracks for the old one.
 
 The decision (`next_free`) is a pure function; `Ipam` keeps the table in memory and
-writes it as JSON to the agent's data dir on every change (temp file + fsync + rename,
+writes it as JSON to the agent's data dir on every change (temp file + rename,
 so a crash leaves the old table or the new one, never half of one). Allocations that
 lie outside the current podCIDR (the node was given another range) are dropped at load:
 those addresses can no longer be routed to this node.
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from agents import state_files
 
 FILE_NAME = "ipam.json"
 MIN_PREFIX_ROOM = 2  # a /30 is the smallest range with a gateway and one pod address
@@ -140,23 +140,5 @@ class Ipam:
 
 
 def write_json_atomic(path: Path, body: object) -> None:
-    """Write JSON so that readers (and a crash) see the old file or the new, not a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace the file atomically (see agents/state_files.py for why without fsync)."""
+    state_files.write_json(path, body)

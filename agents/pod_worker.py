@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 RETRY_SECONDS = 2.0  # a failed sandbox, status post or config error is retried after this
+STARTUP_CONCURRENCY = 8  # pods whose sandbox and first start run at the same time
 KEEP_ATTEMPTS = 2  # the current attempt and the one before it (for `logs --previous`)
 PROBE_KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 
@@ -69,6 +70,8 @@ class WorkerContext:
     record_event: EventSink
     services: Any  # callable returning the Service objects the agent knows
     backoff: Backoff = field(default_factory=Backoff)
+    startup_gate: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(STARTUP_CONCURRENCY))
 
 
 @dataclass
@@ -142,21 +145,29 @@ class PodWorker:
                 and not self.ctx.runtime.list(self.uid):
             return False, None  # finished before this agent started: nothing to run
         if self._address is None and not self._is_terminal():
-            try:
-                self._address = await self.ctx.network.add_pod(
-                    self.uid, _meta(pod).get("namespace", ""), _meta(pod).get("name", ""))
-                self._pod_message = None
-            except Exception as exc:  # noqa: BLE001 (reported on the pod, retried)
-                message = f"failed to set up the pod network: {exc}"
-                self._pod_message = ("ContainerCreating", message)
-                self.ctx.record_event(pod, "Warning", "FailedCreatePodSandBox", message)
-                deadlines.append(now + RETRY_SECONDS)
-        if self._address is not None and not self._is_terminal():
+            # A burst of new pods goes through set-up a few at a time, so the first ones
+            # are running (and reported) early instead of all of them finishing together.
+            async with self.ctx.startup_gate:
+                deadlines += await self._set_up(pod, now)
+        elif self._address is not None and not self._is_terminal():
             deadlines += await self._drive(pod, now)
         elif self._is_terminal():
             await self._stop_all(pod, "the pod finished")
         deadlines += await self._post_status(pod)
         return False, min(deadlines) if deadlines else None
+
+    async def _set_up(self, pod: Obj, now: float) -> list[float]:
+        """The sandbox (network namespace and address), then the first containers."""
+        try:
+            self._address = await self.ctx.network.add_pod(
+                self.uid, _meta(pod).get("namespace", ""), _meta(pod).get("name", ""))
+            self._pod_message = None
+        except Exception as exc:  # noqa: BLE001 (reported on the pod, retried)
+            message = f"failed to set up the pod network: {exc}"
+            self._pod_message = ("ContainerCreating", message)
+            self.ctx.record_event(pod, "Warning", "FailedCreatePodSandBox", message)
+            return [now + RETRY_SECONDS]
+        return await self._drive(pod, now)
 
     # --- containers ---------------------------------------------------------------------
 

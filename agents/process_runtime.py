@@ -45,7 +45,7 @@ is still read when the agent comes back. What an agent that is killed loses is o
 unfinished line it was holding back (for at most PARTIAL_FLUSH_SECONDS).
 
 State: one directory per container under `state_dir` holding `state.json` (written
-atomically: temporary file, fsync, rename), `spec.json` (what the init step needs,
+atomically: temporary file and rename, see agents/state_files.py), `spec.json` (what the init step needs,
 including the environment; mode 0600, as containerd keeps its bundle), and the shim's
 `exit` file. `recover()` re-adopts a live shim only if its PID and create time (psutil)
 both match, so a reused PID is never mistaken for a container.
@@ -74,7 +74,7 @@ from typing import Any
 import orjson
 import psutil
 
-from agents import cgroups
+from agents import cgroups, state_files
 from agents.container_logs import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_FILES,
@@ -294,21 +294,7 @@ class _Record:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    state_files.write_atomic(path, data)
 
 
 @dataclass(eq=False)
