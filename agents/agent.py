@@ -136,6 +136,7 @@ class Agent:
                                    f"controller-manager running with a cluster CIDR?")
             await self.network.setup(cidr, options.node_ip)
             self.proxy = self._make_proxy(cidr)
+        await asyncio.to_thread(self._usage_sampler.usage)  # rates need a previous reading
         await self._serve()
         for informer in (self.services, self.endpoints, self.nodes):
             informer.add_handlers(lambda *_a, informer=informer: self._dirty(informer),

@@ -4,9 +4,11 @@
     python -m provisioning.loopback down [--dir .kubelite-local]
 
 `up` starts a 3-member store (store.local_cluster), two apiservers with TLS, tokens and
-RBAC, and, when present in this build, the scheduler and the controller-manager; it
-writes the PKI and an admin kubeconfig into the directory, applies a sample workload and
-prints how to reach the cluster. Every process is recorded by PID in the directory's
+RBAC, the scheduler, the controller-manager and one node agent whose pods share this
+machine's network (`kubelite agent --network host`: no root needed); it writes the PKI
+and an admin kubeconfig into the directory, applies a sample workload and prints how to
+reach the cluster. The lab (`kubelite lab up` + `kubelite up`, as root) is the full
+fleet with pod networking; this is the quick look without root. Every process is recorded by PID in the directory's
 state file; `down` stops exactly those.
 """
 
@@ -28,6 +30,7 @@ from apiserver.auth import kubeconfig, pki
 from store import local_cluster
 
 STATE_FILE = "control-plane.json"
+NODE_NAME = "loopback-node"
 SAMPLE = """apiVersion: v1
 kind: Namespace
 metadata: {name: demo}
@@ -41,7 +44,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: demo, labels: {app: web}}
 spec:
-  replicas: 2
+  replicas: 1   # pods share the host network here: one server per port
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
@@ -69,6 +72,19 @@ def _spawn(argv: list[str], log_path: Path) -> int:
     return proc.pid
 
 
+def _kubelet_client_cert(paths: pki.PkiPaths) -> tuple[Path, Path]:
+    """The certificate apiservers present to agents (logs, node proxy)."""
+    cert_path = paths.directory / "apiserver-kubelet-client.crt"
+    key_path = paths.directory / "apiserver-kubelet-client.key"
+    if not cert_path.exists():
+        cert, key = pki.issue_client_cert(pki.load_cert(paths.ca_cert),
+                                          pki.load_private_key(paths.ca_key),
+                                          "kube-apiserver-kubelet-client", ["system:masters"])
+        pki.write_pem(cert_path, pki.cert_pem(cert))
+        pki.write_pem(key_path, pki.key_pem(key), private=True)
+    return cert_path, key_path
+
+
 def _ready(url: str, ca: Path, timeout: float) -> bool:
     context = ssl.create_default_context(cafile=str(ca))
     deadline = time.monotonic() + timeout
@@ -92,11 +108,14 @@ def up(directory: Path) -> dict:
     endpoints = ",".join(m["endpoint"] for m in store["members"])
     paths = pki.ensure_pki(directory / "pki", ["127.0.0.1", "localhost"])
     token = secrets.token_hex(16)
+    node_token = secrets.token_hex(16)
     tokens = directory / "tokens.csv"
     tokens.write_text(f'{token},admin,admin-uid,"system:masters"\n'
                       f'{secrets.token_hex(16)},system:kube-scheduler,scheduler-uid,\n'
-                      f'{secrets.token_hex(16)},system:kube-controller-manager,cm-uid,\n')
+                      f'{secrets.token_hex(16)},system:kube-controller-manager,cm-uid,\n'
+                      f'{node_token},system:node:{NODE_NAME},node-uid,"system:nodes"\n')
     tokens.chmod(0o600)
+    kubelet_cert, kubelet_key = _kubelet_client_cert(paths)
     processes = []
     urls = []
     for i in range(2):
@@ -106,7 +125,9 @@ def up(directory: Path) -> dict:
                 "--listen", f"127.0.0.1:{port}", "--tls-cert-file", str(paths.serving_cert),
                 "--tls-private-key-file", str(paths.serving_key),
                 "--client-ca-file", str(paths.ca_cert), "--token-auth-file", str(tokens),
-                "--service-account-key-file", str(paths.sa_pub)]
+                "--service-account-key-file", str(paths.sa_pub),
+                "--kubelet-client-certificate", str(kubelet_cert),
+                "--kubelet-client-key", str(kubelet_key)]
         pid = _spawn(argv, directory / f"apiserver{i}.log")
         processes.append({"name": f"apiserver{i}", "pid": pid, "url": url})
         urls.append(url)
@@ -125,6 +146,16 @@ def up(directory: Path) -> dict:
         pid = _spawn([sys.executable, "-m", "kubelite_cli", component, "--kubeconfig",
                       str(config), *extra], directory / f"{component}.log")
         processes.append({"name": component, "pid": pid})
+    node_config = directory / "node.kubeconfig"
+    kubeconfig.write_kubeconfig(node_config, urls, paths.ca_cert, f"system:node:{NODE_NAME}",
+                                token=node_token)
+    agent_port = local_cluster.free_port()
+    pid = _spawn([sys.executable, "-m", "kubelite_cli", "agent", "--kubeconfig",
+                  str(node_config), "--node-name", NODE_NAME, "--network", "host",
+                  "--node-ip", "127.0.0.1", "--port", str(agent_port),
+                  "--data-dir", str(directory / "agent"),
+                  "--client-ca-file", str(paths.ca_cert)], directory / "agent.log")
+    processes.append({"name": "agent", "pid": pid})
     state = {"store_dir": str(directory / "store"), "processes": processes,
              "kubeconfig": str(config), "apiservers": urls}
     state_path.write_text(json.dumps(state, indent=2))
@@ -136,6 +167,13 @@ def down(directory: Path) -> None:
     if state_path.exists():
         state = json.loads(state_path.read_text())
         local_cluster.stop_pids([proc["pid"] for proc in state["processes"]])
+        if (directory / "agent").exists():
+            # The agent's pods outlive it by design: stop them and their state.
+            subprocess.run([sys.executable, "-m", "kubelite_cli", "agent", "--cleanup",
+                            "--kubeconfig", str(directory / "node.kubeconfig"),
+                            "--network", "host", "--node-ip", "127.0.0.1",
+                            "--data-dir", str(directory / "agent")],
+                           check=False, timeout=120)
         state_path.unlink()
     local_cluster.down(directory / "store")
 

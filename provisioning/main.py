@@ -117,8 +117,8 @@ def run(command: str, args: argparse.Namespace) -> int:
             with open_fleet(inv, names=[worker.name], probe=False) as fleet:
                 assert outcome.kubeconfig is not None
                 result = sample.check(outcome.kubeconfig, fleet.connections[worker.name])
-            print(f"\nsample app demo/web answers through its ClusterIP {result['cluster_ip']} "
-                  f"from {result['from']}: {result['answer']}")
+            print(f"\nsample app demo/web, {len(result['answers'])} requests to its ClusterIP "
+                  f"{result['cluster_ip']} from {result['from']}: {result['answer']}")
         print(_how_to_use(cdir, args))
         return 0
     if command == "join":

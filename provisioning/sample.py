@@ -1,11 +1,12 @@
 """The sample application: a Deployment of a small HTTP server behind a Service, and the
 proof that it answers through its ClusterIP from inside the fleet.
 
-`deploy` creates namespace `demo`, Deployment `web` (2 replicas of `python3 -m
-http.server 8080`) and Service `web` (port 80 -> 8080) through the admin kubeconfig;
-objects that exist already are left as they are. `check` waits until the Service has
-ready endpoints, then fetches http://<ClusterIP>/ from a worker over SSH (the agent's
-service rules catch the machine's own traffic too), retrying until it answers.
+`deploy` creates namespace `demo`, Deployment `web` (2 replicas of a small Python HTTP
+server that answers "hello from <pod name>", with a readiness probe) and Service `web`
+(port 80 -> 8080) through the admin kubeconfig; objects that exist already are left as
+they are. `check` waits until the Service has ready endpoints, then fetches
+http://<ClusterIP>/ a few times from a worker over SSH (the agent's service rules catch
+the machine's own traffic too), retrying until it answers, and reports which pods did.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from provisioning import ssh
 
 NAMESPACE, NAME = "demo", "web"
 TIMEOUT = 120.0
+FETCHES = 8
+SERVER = ("import http.server, os\n"
+          "class Hello(http.server.BaseHTTPRequestHandler):\n"
+          "    def do_GET(self):\n"
+          "        body = f\"hello from {os.environ['POD_NAME']}\\n\".encode()\n"
+          "        self.send_response(200)\n"
+          "        self.send_header('Content-Type', 'text/plain')\n"
+          "        self.send_header('Content-Length', str(len(body)))\n"
+          "        self.end_headers()\n"
+          "        self.wfile.write(body)\n"
+          "http.server.ThreadingHTTPServer(('', 8080), Hello).serve_forever()\n")
 
 OBJECTS = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
@@ -30,8 +42,12 @@ OBJECTS = [
               "template": {"metadata": {"labels": {"app": NAME}},
                            "spec": {"containers": [{
                                "name": NAME, "image": "python:3",
-                               "command": ["python3", "-m", "http.server", "8080"],
+                               "command": ["python3", "-c", SERVER],
+                               "env": [{"name": "POD_NAME", "valueFrom": {
+                                   "fieldRef": {"fieldPath": "metadata.name"}}}],
                                "ports": [{"containerPort": 8080}],
+                               "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                                  "periodSeconds": 2},
                                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}}}]}}}},
     {"apiVersion": "v1", "kind": "Service", "metadata": {"name": NAME, "namespace": NAMESPACE},
      "spec": {"selector": {"app": NAME}, "ports": [{"port": 80, "targetPort": 8080}]}},
@@ -69,8 +85,9 @@ def deploy(kubeconfig: Path, timeout: float = TIMEOUT) -> tuple[str, int]:
 def fetch_from(conn: ssh.Connection, url: str, timeout: float = TIMEOUT) -> str:
     """GET `url` from the machine behind `conn`, retrying until it answers."""
     script = ("import sys, urllib.request\n"
-              "r = urllib.request.urlopen(sys.argv[1], timeout=3)\n"
-              "print(r.status, len(r.read()))\n")
+              f"for _ in range({FETCHES}):\n"
+              "    print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode()"
+              ".strip())\n")
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -87,6 +104,8 @@ def check(kubeconfig: Path, conn: ssh.Connection, timeout: float = TIMEOUT) -> d
     if not ready:
         raise RuntimeError(f"service {NAMESPACE}/{NAME} has no ready endpoints after "
                            f"{timeout:g} s")
-    answer = fetch_from(conn, f"http://{cluster_ip}:80/", timeout)
+    answers = fetch_from(conn, f"http://{cluster_ip}:80/", timeout).splitlines()
+    counts = {line: answers.count(line) for line in sorted(set(answers))}
+    answer = ", ".join(f"{line} (x{n})" for line, n in counts.items())
     return {"cluster_ip": cluster_ip, "endpoints": ready, "answer": answer,
-            "from": conn.name}
+            "answers": answers, "from": conn.name}

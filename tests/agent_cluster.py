@@ -71,6 +71,7 @@ class AgentFleet:
         self.admin_token = secrets.token_hex(16)
         self.env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         self.agent_ports: dict[str, int] = {}
+        self._argv: dict[str, list[str]] = {}
         self.api_url = ""
         self.kubeconfig = self.dir / "admin.kubeconfig"
 
@@ -155,7 +156,17 @@ class AgentFleet:
         member.data_dir.mkdir(parents=True, exist_ok=True)
         member.spawn(self.in_netns(where, argv), self.env)
         self.members[name] = member
+        self._argv[name] = self.in_netns(where, argv)
         return member
+
+    def stop_member(self, name: str) -> None:
+        self.members[name].stop()
+
+    def start_member(self, name: str) -> None:
+        """Start a stopped control-plane process again (same flags, same data)."""
+        self.members[name].spawn(self._argv[name], self.env)
+        if name == "apiserver":
+            self._wait_ready(name)
 
     def _start_control_plane(self) -> None:
         if self.mode == "netns":

@@ -342,6 +342,49 @@ def test_missing_command_is_reported_not_fatal(env: Env) -> None:
                for c in node["status"]["conditions"])
 
 
+def test_container_without_a_command_cannot_use_an_image_entrypoint(env: Env) -> None:
+    ns = env.namespace("noentry")
+    spec = pod("imageonly", ns, [], node="node-1")
+    del spec["spec"]["containers"][0]["command"]
+    spec["spec"]["containers"][0]["image"] = "nginx:1.27"
+    env.create(spec)
+
+    def config_error(p: Obj) -> bool:
+        waiting = container_state(p).get("state", {}).get("waiting") or {}
+        return waiting.get("reason") == "CreateContainerConfigError"
+    p = env.wait_pod(ns, "imageonly", config_error, "CreateContainerConfigError")
+    assert "nginx:1.27" in container_state(p)["state"]["waiting"]["message"]
+    assert p["status"]["phase"] == "Pending"
+
+
+def test_pods_keep_running_while_the_apiserver_is_away(env: Env) -> None:
+    ns = env.namespace("outage")
+    env.create(pod("survivor", ns, [PY, "-c", "import time; time.sleep(600)"], node="node-1"))
+    p = env.wait_pod(ns, "survivor", running_ready, "running")
+    pids = runtime_pids(env.fleet, "node-1", p["metadata"]["uid"])
+    env.fleet.stop_member("apiserver")
+    try:
+        env.run(_sleep(6))  # heartbeats and watches fail meanwhile
+        assert all(psutil.pid_exists(pid) for pid in pids)
+    finally:
+        env.fleet.start_member("apiserver")
+    # The agent resyncs: a pod created after the outage runs, the old one still does.
+    env.create(pod("newcomer", ns, [PY, "-c", "import time; time.sleep(600)"],
+                   node="node-1"))
+    env.wait_pod(ns, "newcomer", running_ready, "running after the outage", 90)
+    assert running_ready(env.pod(ns, "survivor") or {})
+    assert runtime_pids(env.fleet, "node-1", p["metadata"]["uid"]) == pids
+    lease = env.run(env.api.get(
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1"))
+    first = lease["spec"]["renewTime"]
+
+    async def renewed() -> bool:
+        got = await env.api.get(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1")
+        return got["spec"]["renewTime"] != first
+    env.run(wait_for(renewed, 30, what="lease renewed after the outage"))
+
+
 def test_init_containers_run_first_in_order(env: Env) -> None:
     ns = env.namespace("init")
     spec = pod("ordered", ns, [PY, "-c", "import time; print('main'); time.sleep(60)"],

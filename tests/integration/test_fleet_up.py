@@ -104,7 +104,8 @@ def test_up_sample_again_join_status_and_down(fleet: Fleet) -> None:
     target = ssh.SshTarget.from_machine(w1, inv.access.netns)
     with ssh.connect(target, known_hosts=Path(inv.access.known_hosts or "")) as conn:
         result = sample.check(kubeconfig, conn)
-    assert result["answer"].startswith("200 "), result
+    assert result["answers"] and all(a.startswith("hello from web-")
+                                     for a in result["answers"]), result
 
     again = kubelite("up", *inv_args)
     assert again.returncode == 0, again.stderr[-3000:]
