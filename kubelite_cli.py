@@ -48,7 +48,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "status": Subcommand("provisioning.main", "show the health of a fleet", pass_name=True),
     "join": Subcommand("provisioning.main", "add a machine to a running fleet", pass_name=True),
     "drill": Subcommand(
-        "provisioning.main", "inject faults into a fleet and check the history", pass_name=True
+        "provisioning.drills.main", "inject faults into a fleet and check the history"
     ),
     "certs": Subcommand(
         "provisioning.main", "show certificate expiry, renew certificates", pass_name=True

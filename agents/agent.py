@@ -122,6 +122,10 @@ class Agent:
         options = self.options
         await self.events.start()
         await self._make_network()
+        if self.network_mode == "pods":
+            from agents import service_proxy
+
+            self.proxy_mode = await asyncio.to_thread(service_proxy.detect_proxy_mode)
         self.heartbeat = NodeHeartbeat(
             self.api, options.node_name, build_status=self._status_builder(),
             labels=options.labels or {}, annotations=self._annotations(),
@@ -191,7 +195,6 @@ class Agent:
     def _make_proxy(self, pod_cidr: str) -> Any:
         from agents import service_proxy
 
-        self.proxy_mode = service_proxy.detect_proxy_mode()
         return service_proxy.ServiceProxy(self.proxy_mode, table=self.options.nft_table,
                                           pod_cidr=pod_cidr, node_ip=self.options.node_ip,
                                           bridge=self.options.bridge)
@@ -199,6 +202,8 @@ class Agent:
     def _annotations(self) -> dict[str, str]:
         return {ANNOTATION_NETWORK: "pod-netns" if self.network_mode == "pods"
                 else "host (pods share the machine's network)",
+                ANNOTATION_PROXY: self.proxy_mode if self.network_mode == "pods"
+                else "none (pods share the machine's network)",
                 ANNOTATION_LIMITS: self.runtime.limits}
 
     def _status_builder(self) -> Callable[[list[Obj] | None], Obj]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -141,6 +142,9 @@ async def _cleanup(options: agent_module.AgentOptions) -> int:
             await runtime.stop(status.id, 10.0)
         await runtime.remove(status.id)
     await runtime.close()
+    for base in runtime.cgroups.bases.values():  # the agent's own cgroup directories
+        with contextlib.suppress(OSError):
+            base.rmdir()
     if agent_module.choose_network_mode(options.network) == "pods":
         from agents import service_proxy
 

@@ -194,6 +194,7 @@ def test_nodes_register_with_measured_capacity_and_renew_their_lease(env: Env) -
     assert types["MemoryPressure"] == types["DiskPressure"] == types["PIDPressure"] == "False"
     annotations = node["metadata"].get("annotations") or {}
     assert annotations.get("kubelite.io/network-mode") == "pod-netns"
+    assert annotations.get("kubelite.io/proxy-mode") == "nftables"  # no IPVS in this kernel
     lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-1"
     first = env.run(env.api.get(lease_path))["spec"]["renewTime"]
 
@@ -418,12 +419,17 @@ def test_failing_liveness_probe_restarts_the_container(env: Env) -> None:
 
 def test_deleted_pod_leaves_nothing_behind(env: Env) -> None:
     ns = env.namespace("gone")
+    marker = env.fleet.dir / f"term-{ns}"  # pods see the machine's filesystem
     term = ("import signal, sys, time\n"
             "def bye(*_):\n"
-            "    print('got SIGTERM', flush=True); sys.exit(0)\n"
+            f"    open({str(marker)!r}, 'w').write('got SIGTERM'); sys.exit(0)\n"
             "signal.signal(signal.SIGTERM, bye)\n"
             "time.sleep(600)\n")
-    env.create(pod("victim", ns, [PY, "-c", term], node="node-1", grace=5))
+    env.create(pod("victim", ns, [PY, "-c", term], node="node-1", grace=30))
+    env.create(pod("stubborn", ns, ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+                   node="node-1", grace=2))
+    stubborn = env.wait_pod(ns, "stubborn", phase_is("Running"), "running")
+    stubborn_pids = runtime_pids(env.fleet, "node-1", stubborn["metadata"]["uid"])
     p = env.wait_pod(ns, "victim", phase_is("Running"), "running")
     uid = p["metadata"]["uid"]
     pids = runtime_pids(env.fleet, "node-1", uid)
@@ -433,11 +439,16 @@ def test_deleted_pod_leaves_nothing_behind(env: Env) -> None:
     veths = _links(env, 0)
     env.delete(ns, "victim")
     env.wait_gone(ns, "victim")
+    assert marker.read_text() == "got SIGTERM"  # asked to stop, not killed
+    env.delete(ns, "stubborn")
+    env.wait_gone(ns, "stubborn")  # SIGKILL after its 2 s of grace
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                   for pid in stubborn_pids)
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
                    for pid in pids)
     after = set(netns.list_with_prefix(f"{env.fleet.prefix}1-"))
-    assert len(after) == len(before) - 1
-    assert len(_links(env, 0)) == len(veths) - 1
+    assert len(after) == len(before) - 2
+    assert len(_links(env, 0)) == len(veths) - 2
     assert not runtime_pids(env.fleet, "node-1", uid)
     ipam = (env.fleet.dir / "agent-node-1" / "network").rglob("*.json")
     assert all(uid not in path.read_text() for path in ipam)
