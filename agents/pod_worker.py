@@ -96,6 +96,7 @@ class PodWorker:
         self._waiting: dict[str, tuple[str, str]] = {}
         self._pod_message: tuple[str, str] | None = None
         self._initializing = False
+        self._last_ip: str | None = None
         self.done = asyncio.Event()
 
     # --- driving --------------------------------------------------------------------
@@ -153,6 +154,12 @@ class PodWorker:
             deadlines += await self._drive(pod, now)
         elif self._is_terminal():
             await self._stop_all(pod, "the pod finished")
+            if self._address is not None:
+                # A finished pod keeps its status (podIP included) but not its sandbox:
+                # completed Job pods must not hold the node's addresses.
+                self._last_ip = str(getattr(self._address, "ip", "") or "") or None
+                await self.ctx.network.remove_pod(self.uid)
+                self._address = None
         deadlines += await self._post_status(pod)
         return False, min(deadlines) if deadlines else None
 
@@ -374,7 +381,7 @@ class PodWorker:
         init_views = [self._view(c, is_init=True) for c in spec.get("initContainers") or []]
         views = [self._view(c, is_init=False) for c in spec.get("containers") or []]
         previous = self._posted or pod.get("status") or {}
-        ip = getattr(self._address, "ip", None)
+        ip = getattr(self._address, "ip", None) or self._last_ip
         return pod_status.pod_status(
             pod, init_views, views, pod_ip=str(ip) if ip else previous.get("podIP"),
             host_ip=self.ctx.host_ip, start_time=previous.get("startTime") or time.time(),

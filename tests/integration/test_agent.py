@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
+from agents.pod_network import short_id
 from apiserver.client import ApiClient, ApiStatusError
 from provisioning import netns
 from tests.agent_cluster import AgentFleet, wait_for
@@ -254,6 +255,13 @@ def test_pods_reach_each_other_across_machines(env: Env) -> None:
     logs = env.kubectl.ok("logs", "-n", ns, "client")
     assert done["status"]["phase"] == "Succeeded", logs
     assert "server" in logs.splitlines()[-1]
+    # A finished pod gives its sandbox back but keeps its status.
+    sandbox = f"{env.fleet.prefix}2-{short_id(done['metadata']['uid'])}"
+
+    async def released() -> bool:
+        return not netns.exists(sandbox)
+    env.run(wait_for(released, 30, what="the finished pod's namespace removed"))
+    assert (env.pod(ns, "client") or {})["status"]["podIP"]
 
 
 def test_service_cluster_ip_balances_across_both_backends(env: Env) -> None:
