@@ -16,25 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from provisioning import lab_build, lab_plan, netns
+from provisioning.ssh import Result as CommandResult
 
 CONNECT_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.code == 0
 
 
 def connect_ssh(address: str, *, sock: socket.socket, key_path: str,
