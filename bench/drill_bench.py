@@ -57,7 +57,8 @@ def run(scenario: str, inventory: Path, cluster: Path, report: Path, duration: f
 
 def row(scenario: str, s: dict) -> str:
     if "checks" not in s:
-        return f"| {scenario} | - | - | - | - | - | did not run: {s.get('error', '')} |"
+        last = (s.get("error") or "").strip().splitlines()[-1:] or [""]
+        return f"| {scenario} | - | - | - | - | - | did not finish: {last[0][:120]} |"
     u = s["unavailable"]
     failed = [k for k, c in s["checks"].items() if not c["ok"]]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Re-resolve requirements.lock: every dependency in setup.cfg (install_requires plus the
-# `test` extra) and everything they pull in, pinned exactly. Run after changing a
+# Re-resolve requirements.lock: every dependency in setup.cfg (install_requires plus every
+# extra) and everything they pull in, pinned exactly. Run after changing a
 # dependency in setup.cfg, then run scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,8 @@ import configparser
 cfg = configparser.ConfigParser()
 cfg.read("setup.cfg")
 deps = cfg["options"]["install_requires"].split("\n")
-deps += cfg["options.extras_require"]["test"].split("\n")
+for extra in cfg["options.extras_require"].values():
+    deps += extra.split("\n")
 deps += ["setuptools>=68", "wheel"]  # the build backend, for `pip install --no-build-isolation -e .`
 print("\n".join(d.strip() for d in deps if d.strip()))
 PY

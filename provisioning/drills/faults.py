@@ -13,8 +13,10 @@ machines and real hosts are treated alike:
   drops (loss), and, since this kernel has no netem, a delaying TCP proxy
   (provisioning/drills/delay_proxy.py) that a `redirect` rule puts in front of the
   store's peer port; a `reject with tcp reset` rule ends the peer connections that
-  already exist, so the members reconnect through it. `tc netem` is probed first and
-  used where the kernel has it.
+  already exist, so the members reconnect through it. `tc netem` is probed and the
+  result noted in the report, but the proxy is used on every kernel: it delays only
+  the peer traffic (netem on the interface would delay clients and SSH too), and one
+  path is then the one CI exercises. NFQUEUE would need a third-party binding.
 
 Each fault owns its chains and one address set (`f<id>_peers`) in that table, so faults
 heal one by one. The set's elements carry an nft timeout: should the drill itself die

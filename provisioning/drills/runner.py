@@ -226,7 +226,7 @@ class Runner:
         elif kind in ("loss", "delay"):
             rules = []
             if kind == "delay" and await asyncio.to_thread(f.netem_available, names[0]):
-                rec.notes.append("netem is available but the proxy is used (one tested path)")
+                rec.notes.append("netem is available; the proxy is used anyway (peer traffic only)")
             for n in names:
                 peers = self.cps_except([n])
                 if kind == "loss":
@@ -414,6 +414,9 @@ class Runner:
               last_rev: int) -> dict[str, Any]:
         o = self.options
         ops = history.ops
+        # Written first: a history can be checked again later, away from the fleet.
+        o.report_dir.mkdir(parents=True, exist_ok=True)
+        history.to_jsonl(o.report_dir / "history.jsonl")
         verdict = linearizability.check(history, None, deadline=CHECK_DEADLINE)
         counter_text = None
         if verdict.counterexample:
@@ -459,8 +462,6 @@ class Runner:
         windows = [(r.at, r.healed_at if r.healed_at is not None else
                     (r.recovered_at if r.recovered_at is not None else r.at + 1.0),
                     f"#{r.id} {r.kind}") for r in self.records if r.at is not None]
-        self.options.report_dir.mkdir(parents=True, exist_ok=True)
-        history.to_jsonl(self.options.report_dir / "history.jsonl")
         return report.write(self.options.report_dir, summary, rows=rows, windows=windows,
                             watch_events=recorded.watch_events,
                             counterexample_text=counter_text)

@@ -200,8 +200,10 @@ class ApiRegisters:
             status = "unknown"      # lost after sending, or a 5xx: may have been applied
         if how != "answered":
             self._failed_over()
+        # The answer's code stays with a failed op for the reader (the checkers ignore it).
         self.out.history.append(Op(self.process, kind, key, value, t0,
-                                   t1 if status == "fail" else None, status))
+                                   t1 if status == "fail" else None, status,
+                                   {"how": how, "code": code}))
 
     async def step(self, rng: random.Random) -> None:
         k = rng.randrange(self.cfg.registers)
