@@ -105,6 +105,7 @@ class CertExpiry(NamedTuple):
     name: str
     not_after: dt.datetime
     days_left: int
+    serial: int = 0          # tells a renewed certificate from the one it replaced
 
 
 # --- what the PKI must hold (pure) ------------------------------------------------------
@@ -345,7 +346,7 @@ def _issue(leaf: Leaf, ca_cert: x509.Certificate, ca_key: pki.PrivateKey,
 
 
 def expiries(directory: str | Path, now: dt.datetime | None = None) -> list[CertExpiry]:
-    """(name, notAfter, whole days left) for the CA and then every leaf."""
+    """(name, notAfter, whole days left, serial) for the CA and then every leaf."""
     store = ClusterPki(Path(directory))
     if not store.ca_cert.exists():
         raise ClusterPkiError(f"no cluster PKI in {store.directory} (no ca.crt)")
@@ -355,7 +356,7 @@ def expiries(directory: str | Path, now: dt.datetime | None = None) -> list[Cert
                        *((n, store.cert(n)) for n in store.leaf_names())]:
         cert = pki.load_cert(path)
         result.append(CertExpiry(name, cert.not_valid_after_utc,
-                                 pki.expires_in(cert, now).days))
+                                 pki.expires_in(cert, now).days, cert.serial_number))
     return result
 
 

@@ -1,10 +1,10 @@
 """`kubelite up|down|status|join|certs|snapshot`: provision a fleet from an inventory.
 
     kubelite up -i inventory.yaml [--dir .kubelite-cluster] [--sample]
-    kubelite join -i inventory.yaml NAME
+    kubelite join -i inventory.yaml NAME [NAME...]
     kubelite status -i inventory.yaml
     kubelite certs status|rotate [--force] -i inventory.yaml
-    kubelite snapshot save|list|restore FILE|schedule -i inventory.yaml
+    kubelite snapshot save|list|restore FILE-OR-NAME|schedule -i inventory.yaml
     kubelite down -i inventory.yaml
 
 The sub-command comes first in argv (kubelite_cli passes it). Exit codes: 0 done,
@@ -50,7 +50,9 @@ def parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--every", type=float, default=3600.0, help="seconds between saves")
         p.add_argument("--count", type=int, default=24, help="saves before `schedule` ends")
     elif command == "join":
-        p.add_argument("name", help="the machine to add (already listed in the inventory)")
+        p.add_argument("name", nargs="+",
+                       help="the machines to add (already listed in the inventory); control "
+                            "planes join the store one at a time, in inventory order")
         p.add_argument("--token-ttl-hours", type=float, default=1.0)
     elif command == "up":
         p.add_argument("--sample", action="store_true",
@@ -76,9 +78,10 @@ def _how_to_use(cdir: ClusterDir, args: argparse.Namespace) -> str:
 
 
 def _join(inv: Inventory, cdir: ClusterDir, args: argparse.Namespace) -> int:
-    if args.name not in inv.by_name:
-        print(f"kubelite join: {args.name} is not in the inventory; add it there first",
-              file=sys.stderr)
+    unknown = [n for n in args.name if n not in inv.by_name]
+    if unknown:
+        print(f"kubelite join: {', '.join(unknown)} not in the inventory; add "
+              f"{'it' if len(unknown) == 1 else 'them'} there first", file=sys.stderr)
         return 1
     state = cdir.load()
     if not state.get("store_order"):
@@ -89,12 +92,12 @@ def _join(inv: Inventory, cdir: ClusterDir, args: argparse.Namespace) -> int:
     import datetime as dt
     token, record = join_token.issue(dt.datetime.now(dt.UTC),
                                      dt.timedelta(hours=args.token_ttl_hours),
-                                     description=f"join of {args.name}")
+                                     description=f"join of {', '.join(args.name)}")
     pki = cluster_pki.ClusterPki(cdir.pki)
     join_string = join_token.render_join_string(token, pki.ca_hash())
     join_token.verify_ca(join_string, pki.ca_cert.read_bytes())
     outcome = up.up(inv, cdir, accept_new=args.accept_new_host_keys, out=sys.stdout,
-                    only=[args.name])
+                    only=args.name)
     print(up.summary(inv, outcome))
     return 0
 
@@ -144,7 +147,7 @@ def run(command: str, args: argparse.Namespace) -> int:
             print("kubelite snapshot restore: which file? (kubelite snapshot list)",
                   file=sys.stderr)
             return 2
-        snapshot.restore(inv, cdir, Path(args.file), out=sys.stdout)
+        snapshot.restore(inv, cdir, args.file, out=sys.stdout)
     return 0
 
 
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kubelite {command}: {head}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
-    except (WaitTimeout, ssh.SshError, cluster_pki.ClusterPkiError, RuntimeError) as exc:
+    except (WaitTimeout, ssh.SshError, cluster_pki.ClusterPkiError, RuntimeError,
+            FileNotFoundError) as exc:
         print(f"kubelite {command}: {exc}", file=sys.stderr)
     return 1
 

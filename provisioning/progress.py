@@ -30,11 +30,13 @@ class Progress:
             fancy = bool(getattr(self.stream, "isatty", lambda: False)())
         if fancy:
             try:
+                from rich.console import Console
                 from rich.live import Live
             except ImportError:
                 fancy = False
             else:
-                self._live = Live(self._table(), refresh_per_second=8)
+                self._live = Live(self._table(), console=Console(file=self.stream),
+                                  refresh_per_second=8)
         self.fancy = fancy
 
     def _table(self) -> Any:

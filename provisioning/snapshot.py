@@ -4,10 +4,11 @@ operator's machine under the cluster directory's snapshots/.
 `save` runs `kubelite store backup` on a control plane (a consistent snapshot with its
 SHA-256, see store/backup.py), fetches the file and keeps the newest `--keep`
 (`retain` decides which go). `schedule` does that every `--every` seconds, a bounded
-number of times or until interrupted. `restore FILE` stops every process of the control
-planes, moves each store data directory aside (`store.before-restore-<time>`), seeds a
-new one with `kubelite store restore` naming every member, and runs `up`, which starts
-the members again as one cluster formed from the backup.
+number of times or until interrupted. `restore FILE` (a path, or a name `list` shows)
+stops every process of the control planes, moves each store data directory aside
+(`store.before-restore-<time>`), seeds a new one with `kubelite store restore` naming
+every member, and runs `up`, which starts the members again as one cluster formed from
+the backup.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def listing(cdir: ClusterDir) -> list[Path]:
                   if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX))
 
 
+def locate(cdir: ClusterDir, given: str | Path) -> Path:
+    """The backup `restore` means: a file path, or a name `list` printed (looked up in
+    the cluster directory's snapshots/)."""
+    path = Path(given)
+    if path.is_file():
+        return path
+    kept = cdir.snapshots / path.name
+    if kept.is_file():
+        return kept
+    raise FileNotFoundError(f"no snapshot {given} (neither a file nor one of "
+                            f"`kubelite snapshot list` in {cdir.snapshots})")
+
+
 def save(inv: Inventory, cdir: ClusterDir, *, keep: int = 10) -> Path:
     state = cdir.load()
     order, _ = up.store_order(state, inv)
@@ -79,7 +93,8 @@ def schedule(inv: Inventory, cdir: ClusterDir, *, every: float, keep: int, count
             time.sleep(every)
 
 
-def restore(inv: Inventory, cdir: ClusterDir, backup: Path, *, out: TextIO) -> None:
+def restore(inv: Inventory, cdir: ClusterDir, backup: str | Path, *, out: TextIO) -> None:
+    backup = locate(cdir, backup)
     state = cdir.load()
     order, _ = up.store_order(state, inv)
     layout = Layout(inv.cluster.data_dir, inv.cluster.install_dir)

@@ -62,7 +62,8 @@ def gather(inv: Inventory, cdir: ClusterDir) -> dict:
     if cdir.pki.exists():
         expiries = cluster_pki.expiries(cdir.pki)
         report["certs"] = [{"name": e.name, "not_after": e.not_after.isoformat(),
-                            "days_left": e.days_left} for e in expiries]
+                            "days_left": e.days_left, "serial": f"{e.serial:x}"}
+                           for e in expiries]
         report["warnings"] = cluster_pki.warnings(expiries)
     return report
 
@@ -93,8 +94,9 @@ def render(report: dict) -> str:
     elif "nodes_error" in report:
         out += [f"nodes: cannot ask the apiserver: {report['nodes_error']}", ""]
     if report["certs"]:
-        certs = [("CERTIFICATE", "EXPIRES", "DAYS LEFT")]
-        certs += [(c["name"], c["not_after"][:10], str(c["days_left"])) for c in report["certs"]]
+        certs = [("CERTIFICATE", "EXPIRES", "DAYS LEFT", "SERIAL")]
+        certs += [(c["name"], c["not_after"][:19], str(c["days_left"]), c.get("serial", ""))
+                  for c in report["certs"]]
         out.append(table(certs))
     out += [f"WARNING: {w}" for w in report["warnings"]]
     return "\n".join(out)

@@ -76,10 +76,40 @@ def observe_all(fleet: Fleet, desired: dict[str, MachineConfig]
     return observed
 
 
+def settle(fleet: Fleet, cdir: ClusterDir, state: dict, progress: Progress,
+           want: MachineConfig, p: MachinePlan) -> None:
+    """Wait until a machine whose processes were (re)started serves again: its store
+    member has caught up with the leader and its apiserver is ready (a control plane),
+    or its node is Ready (a worker). Serial runs call this before touching the next
+    machine, so no more than one machine is ever out of service."""
+    touched = set(p.start) | set(p.restart)
+    if p.install:
+        touched |= {proc.name for proc in want.processes}
+    if not touched:
+        return
+    name = want.name
+    inv = fleet.inventory
+    layout = machine_config.Layout(inv.cluster.data_dir, inv.cluster.install_dir)
+    conn = fleet.connections[name]
+    if machine_config.STORE in touched:
+        order = [n for n in state.get("store_order", []) if n in inv.by_name]
+        progress.step(name, "waiting for its store member to catch up")
+        mine = f"http://{inv.by_name[name].address}:{inv.cluster.ports.store_client}"
+        waits.wait_member_caught_up(conn, layout, store_endpoints(inv, order), mine)
+    if machine_config.APISERVER in touched:
+        progress.step(name, "waiting for its apiserver")
+        waits.wait_apiserver_ready(conn, layout, inv.cluster.ports.apiserver)
+    if machine_config.AGENT in touched and cdir.kubeconfig.exists():
+        progress.step(name, "waiting for its node to be Ready")
+        waits.wait_nodes_ready(cdir.kubeconfig, [name], timeout=90.0)
+    progress.step(name, "serving again")
+
+
 def converge(fleet: Fleet, desired: dict[str, MachineConfig], observed: dict[str, Observed],
              bundle: bundle_mod.Bundle, progress: Progress, names: Iterable[str],
              state: dict, cdir: ClusterDir, *, serial: bool = False) -> dict[str, MachinePlan]:
-    """Plan and apply on `names` (in parallel, or one at a time with `serial`)."""
+    """Plan and apply on `names` (in parallel, or one at a time with `serial`, each
+    machine serving again before the next is touched)."""
     plans = {n: plan(desired[n], observed[n], bundle.digest) for n in names}
 
     def apply(name: str) -> MachinePlan:
@@ -98,7 +128,13 @@ def converge(fleet: Fleet, desired: dict[str, MachineConfig], observed: dict[str
     if serial:
         for name in plans:
             _, err = each([name], apply)
+            if not err and not plans[name].empty:
+                cdir.save(state)
+                _, err = each([name], lambda n: settle(fleet, cdir, state, progress,
+                                                      desired[n], plans[n]))
             errors.update(err)
+            if err:
+                break              # the rest keep serving; a re-run continues from here
     else:
         _, errors = each(list(plans), apply)
     cdir.save(state)
@@ -169,11 +205,16 @@ def up(inv: Inventory, cdir: ClusterDir, *, accept_new: bool = False, out: TextI
                 progress.note(f"issued {len(pki.issued)} certificates")
             outcome.plans = converge(fleet, desired, observed, bundle, progress, names, state,
                                      cdir, serial=serial)
-            for name in joiners:
-                if only is None or name in set(only):
-                    outcome.plans[name] = join.join_control_plane(
-                        fleet, inv, cdir, state, bundle, progress, name)
-                    order = list(state["store_order"])
+            joined = [n for n in joiners if only is None or n in set(only)]
+            for name in joined:
+                outcome.plans[name] = join.join_control_plane(
+                    fleet, inv, cdir, state, bundle, progress, name)
+                order = list(state["store_order"])
+            if joined:
+                for name, p in join.update_fleet(fleet, inv, cdir, state, bundle,
+                                                 progress).items():
+                    if name not in outcome.plans or outcome.plans[name].empty:
+                        outcome.plans[name] = p
             wait_cluster(fleet, inv, order, cdir, state, progress, outcome)
     return outcome
 
