@@ -413,6 +413,13 @@ def test_a_paused_leader_wakes_up_fenced(healthy: Cluster) -> None:
                 await eventually(
                     lambda: "stopped leading" in healthy.schedulers.log(index)[logged:],
                     10, "the old leader steps down")
+
+
+                async def scheduled_events_written() -> bool:
+                    # Events are written in the background, after the bindings.
+                    events = await events_of(api, "pause")
+                    return len(scheduled_counts(events)) == 10
+                await eventually(scheduled_events_written, 20, "10 Scheduled events")
                 events = await events_of(api, "pause")
                 assert {e["reportingInstance"] for e in events if e["reason"] == "Scheduled"} \
                     == {f"sched-{1 - index}"}
