@@ -29,6 +29,7 @@ from tests.apiserver_cluster import ApiserverCluster
 from tests.apiserver_http import Api, namespace_body
 from tests.clusters import ETCD_BINARY, EtcdCluster, StoreClusterHandle
 from tests.kubelite_cluster import KubeliteCluster
+from tests.privileges import nft_required, root_required  # noqa: F401 (fixtures)
 
 STORE_KINDS = ["etcd", "kubelite"]
 

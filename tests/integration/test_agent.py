@@ -22,6 +22,7 @@ from provisioning import netns
 from tests.agent_cluster import AgentFleet, wait_for
 from tests.control_plane import LoopThread
 from tests.kubectl import Kubectl
+from tests.privileges import require_root
 
 pytestmark = [pytest.mark.slow]
 
@@ -145,8 +146,7 @@ def runtime_pids(fleet: AgentFleet, node: str, uid: str) -> list[int]:
 @pytest.fixture(scope="module")
 def env(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    if os.geteuid() != 0:
-        pytest.skip("the agent's pod networking needs root (CI runs as root)")
+    require_root("the agent's pod networking")
     directory = tmp_path_factory.mktemp("agents")
     loop = LoopThread()
     fleet = AgentFleet(directory, loop, machines=2, mode="netns")

@@ -28,6 +28,7 @@ import pytest
 from provisioning import lab, lab_build, lab_plan, local_forward, up
 from provisioning.cluster_dir import ClusterDir
 from provisioning.inventory import load_inventory
+from tests.privileges import require_root
 
 pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[2]
@@ -65,8 +66,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    require_root("the lab")
     prefix = f"kd{secrets.token_hex(3)}"
     plan = lab_plan.plan(prefix, 3, 1, lab_build.free_subnet(prefix))
     base = tmp_path_factory.mktemp("drills")

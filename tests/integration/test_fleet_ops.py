@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from provisioning import cluster_pki, lab, lab_build, lab_plan, netns
+from tests.privileges import require_root
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[2]
@@ -149,8 +150,7 @@ def members(report: dict) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    require_root("the lab")
     prefix = f"ko{secrets.token_hex(3)}"
     plan = lab_plan.plan(prefix, 5, 1, lab_build.free_subnet(prefix))
     base = tmp_path_factory.mktemp("fleetops")

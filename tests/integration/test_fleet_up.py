@@ -23,6 +23,7 @@ import yaml
 
 from provisioning import lab, lab_build, lab_plan, sample, ssh
 from provisioning.inventory import load_inventory
+from tests.privileges import require_root
 
 pytestmark = pytest.mark.timeout(420)
 REPO = Path(__file__).resolve().parents[2]
@@ -54,8 +55,7 @@ def on_machine(fleet: Fleet, machine: str, command: str) -> str:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    require_root("the lab")
     prefix = f"kf{secrets.token_hex(3)}"
     plan = lab_plan.plan(prefix, 3, 3, lab_build.free_subnet(prefix))
     base = tmp_path_factory.mktemp("fleet")

@@ -25,6 +25,7 @@ import yaml
 
 from provisioning import lab, lab_build, lab_plan, netns
 from provisioning.lab_ssh import LabAccess, run
+from tests.privileges import require_root
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,8 +49,7 @@ class Lab:
 
 
 def _require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    require_root("the lab")
     try:
         lab_build.preflight()
     except lab_build.LabError as exc:

@@ -24,6 +24,7 @@ import pytest
 from provisioning import netns
 from provisioning.netns_forward import Forward, parse_endpoint
 from tests import ports
+from tests.privileges import require_root
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,8 +38,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 @pytest.fixture
 def ns() -> Iterator[str]:
     """A fresh namespace with lo up; removed afterwards, and checked to be gone."""
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+    require_root("network namespaces")
     name = f"kfw-{secrets.token_hex(3)}"
     assert not netns.exists(name)
     netns.create(name)

@@ -33,6 +33,7 @@ import pytest
 from agents import routes
 from agents.pod_network import HostNetwork, PodAddress, PodNetwork, PodNetworkError, short_id
 from agents.service_proxy import ServiceProxy
+from tests.privileges import needs_root
 
 REPO = Path(__file__).resolve().parents[2]
 NETNS_DIR = "/run/netns"
@@ -59,7 +60,6 @@ for _ in range(count):
 print(json.dumps(out))
 """
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 
 def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

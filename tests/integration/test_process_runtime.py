@@ -37,9 +37,9 @@ from agents.runtime import (
     ContainerStatus,
     StartError,
 )
+from tests.privileges import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="needs root: cgroups and network namespaces")
+pytestmark = needs_root  # cgroups and network namespaces
 
 PY = sys.executable
 

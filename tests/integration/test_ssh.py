@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provisioning import lab_build, lab_plan, preflight, ssh
 from provisioning.ssh import SshTarget
+from tests.privileges import require_root
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -53,8 +54,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+    require_root("the lab")
     try:
         lab_build.preflight()
     except lab_build.LabError as exc:

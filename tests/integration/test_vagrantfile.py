@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.privileges import require_root
+
 pytestmark = pytest.mark.timeout(180)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,8 +48,7 @@ print(json.dumps({"statuses": statuses, "ips": ips, "roles": roles, "error": err
 
 @pytest.fixture(scope="module")
 def isolated_netns() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("creating a network namespace needs root")
+    require_root("creating a network namespace")
     if not os.access(VAGRANT, os.X_OK):
         pytest.fail(f"{VAGRANT} is missing: install Debian's vagrant and vagrant-libvirt "
                     "(run `bash scripts/setup.sh` as root)", pytrace=False)

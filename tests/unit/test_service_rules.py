@@ -3,9 +3,7 @@ accepts it (checked with `nft -c` in a throwaway network namespace when running 
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from typing import Any
 
@@ -13,6 +11,7 @@ import pytest
 
 from agents import service_rules
 from agents.service_rules import Backend, render, service_ports
+from tests.privileges import needs_nft
 
 
 def svc(name: str, cluster_ip: str, ports: list[dict[str, Any]], type_: str = "ClusterIP",
@@ -192,8 +191,6 @@ def _nft_check(text: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-needs_nft = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None,
-                               reason="`nft -c` needs root and the nftables package")
 
 
 @needs_nft
