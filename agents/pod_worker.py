@@ -94,7 +94,7 @@ class PodWorker:
         self._probes: dict[str, _Probes] = {}
         self._start_failures: dict[str, ContainerStatus] = {}
         self._waiting: dict[str, tuple[str, str]] = {}
-        self._pod_message: tuple[str, str] | None = None
+        self._sandbox_error = ""  # why the pod network could not be set up, if so
         self._initializing = False
         self._last_ip: str | None = None
         self.done = asyncio.Event()
@@ -168,10 +168,10 @@ class PodWorker:
         try:
             self._address = await self.ctx.network.add_pod(
                 self.uid, _meta(pod).get("namespace", ""), _meta(pod).get("name", ""))
-            self._pod_message = None
+            self._sandbox_error = ""
         except Exception as exc:  # noqa: BLE001 (reported on the pod, retried)
             message = f"failed to set up the pod network: {exc}"
-            self._pod_message = ("ContainerCreating", message)
+            self._sandbox_error = message
             self.ctx.record_event(pod, "Warning", "FailedCreatePodSandBox", message)
             return [now + RETRY_SECONDS]
         return await self._drive(pod, now)
@@ -365,8 +365,7 @@ class PodWorker:
             if is_init or self._initializing:
                 waiting = ("PodInitializing", "")
             else:
-                waiting = ("ContainerCreating", self._pod_message[1] if self._pod_message
-                           else "")
+                waiting = ("ContainerCreating", self._sandbox_error)
         if current is not None and current.state == "running":
             waiting = None
         return pod_status.ContainerView(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -143,18 +144,17 @@ def runtime_pids(fleet: AgentFleet, node: str, uid: str) -> list[int]:
     return pids
 
 
-@pytest.fixture(scope="module")
-def env(request: pytest.FixtureRequest,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    require_root("the agent's pod networking")
-    directory = tmp_path_factory.mktemp("agents")
+def fleet_env(request: pytest.FixtureRequest, directory: Path, *, machines: int,
+              mode: str) -> Iterator[Env]:
+    """A started AgentFleet whose nodes are all Ready (with a podCIDR), for a module;
+    its processes' logs are printed when a test of the module failed."""
     loop = LoopThread()
-    fleet = AgentFleet(directory, loop, machines=2, mode="netns")
+    fleet = AgentFleet(directory, loop, machines=machines, mode=mode)
     try:
         fleet.start()
         api = ApiClient.from_kubeconfig(fleet.kubeconfig)
-        kubectl = Kubectl("1.32", fleet.kubeconfig, directory / "kubectl-home")
-        test_env = Env(fleet, loop, api, kubectl)
+        test_env = Env(fleet, loop, api, Kubectl("1.32", fleet.kubeconfig,
+                                                 directory / "kubectl-home"))
 
         async def nodes_ready() -> bool:
             nodes = (await api.list("/api/v1/nodes")).items
@@ -162,9 +162,9 @@ def env(request: pytest.FixtureRequest,
                      if (n.get("spec") or {}).get("podCIDR") and any(
                          c.get("type") == "Ready" and c.get("status") == "True"
                          for c in (n.get("status") or {}).get("conditions") or [])]
-            return len(ready) == 2
+            return len(ready) == machines
         try:
-            loop.run(wait_for(nodes_ready, 90, what="two Ready nodes"), 100)
+            loop.run(wait_for(nodes_ready, 90, what=f"{machines} Ready nodes"), 100)
         except TimeoutError:
             print(fleet.logs())
             raise
@@ -176,6 +176,13 @@ def env(request: pytest.FixtureRequest,
     finally:
         fleet.close()
         loop.close()
+
+
+@pytest.fixture(scope="module")
+def env(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    require_root("the agent's pod networking")
+    yield from fleet_env(request, tmp_path_factory.mktemp("agents"), machines=2, mode="netns")
 
 
 # --- nodes --------------------------------------------------------------------------

@@ -13,20 +13,17 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from apiserver.client import ApiClient, ApiStatusError
 from tests import ports
-from tests.agent_cluster import AgentFleet, wait_for
-from tests.control_plane import LoopThread
 from tests.integration.test_agent import (
     PY,
     Env,
     container_state,
+    fleet_env,
     phase_is,
     pod,
     running_ready,
     runtime_pids,
 )
-from tests.kubectl import Kubectl
 
 pytestmark = [pytest.mark.slow]
 
@@ -40,35 +37,8 @@ def server_script(port: int) -> str:
 @pytest.fixture(scope="module")
 def env(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    directory = tmp_path_factory.mktemp("agents-loopback")
-    loop = LoopThread()
-    fleet = AgentFleet(directory, loop, machines=1, mode="loopback")
-    try:
-        fleet.start()
-        api = ApiClient.from_kubeconfig(fleet.kubeconfig)
-        test_env = Env(fleet, loop, api, Kubectl("1.32", fleet.kubeconfig,
-                                                 directory / "kubectl-home"))
-
-        async def ready() -> bool:
-            try:
-                node = await api.get("/api/v1/nodes/node-1")
-            except ApiStatusError:
-                return False
-            return any(c.get("type") == "Ready" and c.get("status") == "True"
-                       for c in node["status"].get("conditions") or [])
-        try:
-            loop.run(wait_for(ready, 60, what="node Ready"), 70)
-        except Exception:
-            print(fleet.logs())
-            raise
-        failed_before = request.session.testsfailed
-        yield test_env
-        if request.session.testsfailed > failed_before:
-            print(fleet.logs())
-        loop.run(api.close())
-    finally:
-        fleet.close()
-        loop.close()
+    yield from fleet_env(request, tmp_path_factory.mktemp("agents-loopback"), machines=1,
+                         mode="loopback")
 
 
 def test_node_says_pods_share_the_host_network(env: Env) -> None:
